@@ -1,0 +1,2 @@
+//! The kv components.
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! The kv component framework.
+#![deny(missing_docs)]

@@ -1,0 +1,3 @@
+//! Linearizability checking of recorded key-value histories (`kv check`).
+
+pub mod cli;

@@ -1,0 +1,8 @@
+//! `kv`: a partitioned, linearizable, replicated key-value store.
+//!
+//! This crate holds the assembly and the edges: the command line, the client library, the
+//! front ends and the linearizability checker. Protocols live in `kv-components`, the component
+//! framework and port definitions in `kv-ports`.
+#![deny(missing_docs)]
+
+pub mod checker;

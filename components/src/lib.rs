@@ -1,2 +1,9 @@
-//! The kv components.
+//! The kv components: one module per component, each a pure core plus its actor shell.
+//!
+//! Cores know nothing of kameo, tokio, sockets or wall-clock time: inputs in, outputs out, and
+//! `tick()` for time. Shells feed them from ports and timers.
 #![deny(missing_docs)]
+
+pub mod ble;
+pub mod replica;
+pub mod sequence_paxos;

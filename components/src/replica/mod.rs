@@ -1,0 +1,1 @@
+//! replica (core being written).

@@ -1,0 +1,1 @@
+//! sequence_paxos (core being written).

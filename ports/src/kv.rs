@@ -1,0 +1,83 @@
+//! The key-value vocabulary: commands clients send and the answers the state machine gives.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ClientId;
+
+/// Identifies one client command for its whole life, across retries and leader changes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId {
+    /// The client session that issued the command.
+    pub client: ClientId,
+    /// Increases by one for each new command of that client; a retry reuses it.
+    pub seq: u64,
+}
+
+/// An operation on the key-value state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KvOp {
+    /// Read a key.
+    Get {
+        /// The key to read.
+        key: Bytes,
+    },
+    /// Write a key unconditionally.
+    Put {
+        /// The key to write.
+        key: Bytes,
+        /// The new value.
+        value: Bytes,
+    },
+    /// Write a key only if its current value is `expected` (`None` = the key is absent).
+    Cas {
+        /// The key to swap.
+        key: Bytes,
+        /// The value the key must hold now; `None` means the key must be absent.
+        expected: Option<Bytes>,
+        /// The value to install when the comparison holds.
+        new: Bytes,
+    },
+    /// Remove a key.
+    Delete {
+        /// The key to remove.
+        key: Bytes,
+    },
+}
+
+impl KvOp {
+    /// The key this operation touches (every operation touches exactly one).
+    pub fn key(&self) -> &Bytes {
+        match self {
+            KvOp::Get { key } | KvOp::Put { key, .. } | KvOp::Delete { key } => key,
+            KvOp::Cas { key, .. } => key,
+        }
+    }
+
+    /// Whether the operation may change the state (reads can be served without one).
+    pub fn is_write(&self) -> bool {
+        !matches!(self, KvOp::Get { .. })
+    }
+}
+
+/// The result of applying one [`KvOp`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KvResult {
+    /// A `Get`: the value, or `None` when the key is absent.
+    Value(Option<Bytes>),
+    /// A `Put` took effect.
+    Written,
+    /// A `Cas`: whether the comparison held and the new value was installed.
+    Swapped(bool),
+    /// A `Delete`: whether the key existed.
+    Deleted(bool),
+}
+
+/// A client command as it travels through routing, the log and the state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KvCommand {
+    /// Unique per command; the replica's session table deduplicates on it.
+    pub id: RequestId,
+    /// What to do.
+    pub op: KvOp,
+}

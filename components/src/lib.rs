@@ -4,6 +4,11 @@
 //! `tick()` for time. Shells feed them from ports and timers.
 #![deny(missing_docs)]
 
+pub mod beb;
 pub mod ble;
+pub mod epfd;
+pub mod memory_link;
 pub mod replica;
 pub mod sequence_paxos;
+pub mod timer;
+pub mod wire;

@@ -231,3 +231,9 @@ fn stopped<P, C>(_: SendError<impl Send, impl Send>) -> ConnectError {
 pub fn spawn<A: Actor>(args: A::Args) -> ActorRef<A> {
     A::spawn_with_mailbox(args, mailbox::unbounded())
 }
+
+/// Sent by the parent to each component once all its ports are connected: the moment to
+/// subscribe, schedule the first timeouts and say hello. Before it, a component's requests
+/// could reach no provider.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Start;

@@ -12,4 +12,6 @@ pub mod ids;
 pub mod kv;
 pub mod network;
 pub mod port;
+pub mod supervisor;
+pub mod testkit;
 pub mod timer;

@@ -67,14 +67,7 @@ impl<P: Port> Default for ProvidedPort<P> {
 impl<P: Port> ProvidedPort<P> {
     /// Sends an indication to every connected requirer (dropping the ones that have stopped).
     pub fn trigger(&mut self, event: P::Indication) {
-        self.requirers.retain(|(_, requirer)| {
-            deliver(
-                requirer,
-                Ind::<P> {
-                    event: event.clone(),
-                },
-            )
-        });
+        fan_out(&mut self.requirers, event, |_, event| Ind::<P> { event });
     }
 
     /// Sends an indication to the one requirer behind `to`; false if it is gone.
@@ -116,19 +109,10 @@ impl<P: Port> RequiredPort<P> {
     /// Sends a request to every connected provider (usually exactly one). Returns false when no
     /// live provider took it, which a component treats like a lost message.
     pub fn trigger(&mut self, event: P::Request) -> bool {
-        let before = self.providers.len();
-        self.providers.retain(|(id, provider)| {
-            deliver(
-                provider,
-                Req::<P> {
-                    from: *id,
-                    event: event.clone(),
-                },
-            )
+        fan_out(&mut self.providers, event, |from, event| Req::<P> {
+            from,
+            event,
         });
-        if self.providers.len() < before {
-            tracing::debug!(port = std::any::type_name::<P>(), "dropped a dead provider");
-        }
         !self.providers.is_empty()
     }
 
@@ -140,6 +124,28 @@ impl<P: Port> RequiredPort<P> {
     pub(crate) fn attach(&mut self, id: ConnectionId, provider: WeakRecipient<Req<P>>) {
         self.providers.push((id, provider));
     }
+}
+
+/// Sends `event` to every target, cloning it for all but the last (most ports have one
+/// connection, so the common case moves it), and forgets targets that have stopped.
+fn fan_out<E: Clone, M: Send + 'static>(
+    targets: &mut Vec<(ConnectionId, WeakRecipient<M>)>,
+    event: E,
+    wrap: impl Fn(ConnectionId, E) -> M,
+) {
+    let mut event = Some(event);
+    let last = targets.len().saturating_sub(1);
+    let mut index = 0;
+    targets.retain(|(conn, target)| {
+        let this = if index == last {
+            event.take()
+        } else {
+            event.clone()
+        };
+        index += 1;
+        let this = this.expect("one event per target");
+        deliver(target, wrap(*conn, this))
+    });
 }
 
 /// Hands a message to a weakly held component without waiting; false when it has stopped.

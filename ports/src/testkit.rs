@@ -140,11 +140,11 @@ impl<P: Port> Provides<P> for FakeProvider<P> {
     }
 }
 
+/// The requests a [`FakeProvider`] received, each with the connection to answer on.
+pub type Requests<P> = mpsc::UnboundedReceiver<(ConnectionId, <P as Port>::Request)>;
+
 /// Starts a [`FakeProvider`] for `P`, with the channel of requests it receives.
-pub fn fake_provider<P: Port>() -> (
-    ActorRef<FakeProvider<P>>,
-    mpsc::UnboundedReceiver<(ConnectionId, P::Request)>,
-) {
+pub fn fake_provider<P: Port>() -> (ActorRef<FakeProvider<P>>, Requests<P>) {
     let (tx, rx) = mpsc::unbounded_channel();
     (spawn::<FakeProvider<P>>(tx), rx)
 }

@@ -5,6 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::ClientId;
 
+/// The longest key accepted, in bytes. Keys are routed, hashed and kept in every replica's
+/// session table and log; a bound keeps one client from bloating all of them.
+pub const MAX_KEY_BYTES: usize = 16 * 1024;
+
+/// The longest value accepted, in bytes. A value travels in Paxos batches to every replica,
+/// so it is bounded well below the link's frame limit.
+pub const MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Identifies one client command for its whole life, across retries and leader changes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RequestId {

@@ -8,6 +8,7 @@ pub mod beb;
 pub mod ble;
 pub mod epfd;
 pub mod memory_link;
+pub mod perfect_link;
 pub mod replica;
 pub mod sequence_paxos;
 pub mod timer;

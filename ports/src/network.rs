@@ -76,7 +76,8 @@ pub enum NetIndication {
     /// A connection to `node` is up (first contact or after a reconnect).
     PeerUp(NodeId),
     /// The connection to `node` dropped; messages sent meanwhile are kept and resent when it
-    /// comes back, unless the peer was removed or blocked.
+    /// comes back, unless the peer was removed or blocked, or comes back as a new incarnation
+    /// (a restarted process), which starts a fresh session and discards what was queued.
     PeerDown(NodeId),
 }
 

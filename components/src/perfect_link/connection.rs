@@ -1,0 +1,206 @@
+//! Socket tasks: listener, dialer, per-connection reader and writer, ack ticker.
+//!
+//! The actor never touches a socket. These tasks do, and talk to it only by `try_send` into its
+//! unbounded mailbox through a *weak* reference, so they never keep it alive. Each task is
+//! owned by a [`TaskGuard`] held in the actor's state: dropping the state (the actor stopped)
+//! or the connection aborts the task and closes its socket half.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use kameo::actor::WeakActorRef;
+use kameo::message::Message;
+use kv_ports::ids::NodeId;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::AbortHandle;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::config::LinkConfig;
+use super::events::{Accepted, Closed, Dialed, Inbound, Tick};
+use super::frame::{Frame, FrameCodec, FrameError};
+use super::state::ConnKey;
+use super::PerfectLink;
+
+/// Most frames handed to the actor in one message, or written before one flush.
+const BATCH: usize = 1024;
+/// Bytes buffered by a writer before it pushes them to the socket without waiting for a flush.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Aborts its task when dropped, so a task never outlives its owner.
+#[derive(Debug)]
+pub struct TaskGuard(AbortHandle);
+
+impl TaskGuard {
+    /// Spawns `task` on the current runtime, owned by the returned guard.
+    pub fn spawn<F>(task: F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        TaskGuard(tokio::spawn(task).abort_handle())
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Hands `msg` to the link if it is still alive; false once it has stopped.
+fn tell<M>(link: &WeakActorRef<PerfectLink>, msg: M) -> bool
+where
+    M: Send + 'static,
+    PerfectLink: Message<M>,
+{
+    match link.upgrade() {
+        Some(link) => link.tell(msg).try_send().is_ok(),
+        None => false,
+    }
+}
+
+/// Accepts inbound connections forever, handing each socket to the link.
+pub fn listen(listener: TcpListener, link: WeakActorRef<PerfectLink>) -> TaskGuard {
+    TaskGuard::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, from)) => {
+                    if !tell(&link, Accepted { stream, from }) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Dials `addr` after `delay`, retrying with exponential backoff until it connects.
+pub fn dial(
+    peer: NodeId,
+    attempt: u64,
+    addr: SocketAddr,
+    delay: Duration,
+    config: &LinkConfig,
+    link: WeakActorRef<PerfectLink>,
+) -> TaskGuard {
+    let config = config.clone();
+    TaskGuard::spawn(async move {
+        let mut delay = delay;
+        loop {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let connect = TcpStream::connect(addr);
+            match tokio::time::timeout(config.backoff_max.max(Duration::from_secs(1)), connect)
+                .await
+            {
+                Ok(Ok(stream)) => {
+                    tell(
+                        &link,
+                        Dialed {
+                            peer,
+                            attempt,
+                            stream,
+                        },
+                    );
+                    return;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, %addr, error = %e, "dial failed"),
+                Err(_) => tracing::debug!(%peer, %addr, "dial timed out"),
+            }
+            delay = config.next_backoff(delay);
+        }
+    })
+}
+
+/// Reads frames and hands them to the link in batches; reports the end of the stream.
+pub fn read(
+    half: OwnedReadHalf,
+    conn: ConnKey,
+    max_frame_len: usize,
+    link: WeakActorRef<PerfectLink>,
+) -> TaskGuard {
+    TaskGuard::spawn(async move {
+        let mut batches = FramedRead::new(half, FrameCodec::new(max_frame_len)).ready_chunks(BATCH);
+        while let Some(batch) = batches.next().await {
+            let mut frames = Vec::with_capacity(batch.len());
+            let mut failure = None;
+            for item in batch {
+                match item {
+                    Ok(frame) => frames.push(frame),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if !frames.is_empty() && !tell(&link, Inbound { conn, frames }) {
+                return;
+            }
+            if let Some(e) = failure {
+                tracing::warn!(?conn, error = %e, "closing connection: bad inbound frame");
+                tell(&link, Closed { conn });
+                return;
+            }
+        }
+        tracing::debug!(?conn, "connection closed by peer");
+        tell(&link, Closed { conn });
+    })
+}
+
+/// Writes the frames queued for one connection, batching them into few syscalls.
+pub fn write(
+    half: OwnedWriteHalf,
+    conn: ConnKey,
+    max_frame_len: usize,
+    queue: UnboundedReceiver<Frame>,
+    link: WeakActorRef<PerfectLink>,
+) -> TaskGuard {
+    TaskGuard::spawn(async move {
+        if let Err(e) = write_loop(half, max_frame_len, queue).await {
+            tracing::warn!(?conn, error = %e, "closing connection: write failed");
+            tell(&link, Closed { conn });
+        }
+    })
+}
+
+/// Feeds every frame already queued, then flushes once: one syscall for many small frames.
+async fn write_loop(
+    half: OwnedWriteHalf,
+    max_frame_len: usize,
+    mut queue: UnboundedReceiver<Frame>,
+) -> Result<(), FrameError> {
+    let mut sink = FramedWrite::new(half, FrameCodec::new(max_frame_len));
+    sink.set_backpressure_boundary(WRITE_BUFFER);
+    while let Some(frame) = queue.recv().await {
+        sink.feed(frame).await?;
+        for _ in 1..BATCH {
+            match queue.try_recv() {
+                Ok(frame) => sink.feed(frame).await?,
+                Err(_) => break,
+            }
+        }
+        sink.flush().await?;
+    }
+    Ok(())
+}
+
+/// Pokes the link every `every` so it flushes pending acks.
+pub fn tick(every: Duration, link: WeakActorRef<PerfectLink>) -> TaskGuard {
+    TaskGuard::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if !tell(&link, Tick) {
+                return;
+            }
+        }
+    })
+}

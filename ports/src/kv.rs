@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ClientId;
+use crate::ids::{ClientId, NodeId};
+use crate::port::Port;
 
 /// The longest key accepted, in bytes. Keys are routed, hashed and kept in every replica's
 /// session table and log; a bound keeps one client from bloating all of them.
@@ -88,4 +89,42 @@ pub struct KvCommand {
     pub id: RequestId,
     /// What to do.
     pub op: KvOp,
+}
+
+/// Why a command has no result from the group it was sent to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum KvError {
+    /// This node cannot get the command decided now; retry at `hint` or elsewhere. Safe to
+    /// retry with the same request id: the session table stops a second effect.
+    #[error("not the leader (try {hint:?})")]
+    NotLeader {
+        /// The leader this node believes in.
+        hint: Option<NodeId>,
+    },
+    /// The group's configuration is sealed; the named configuration serves the keys now.
+    #[error("configuration sealed, next is {next_config}")]
+    Sealed {
+        /// The next configuration.
+        next_config: u32,
+    },
+    /// The command is older than the client's latest applied one; its answer is gone.
+    #[error("request superseded by a newer one of the same client")]
+    Superseded,
+}
+
+/// The answer to one [`KvCommand`], sent only to the requirer that asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvReply {
+    /// The command answered.
+    pub id: RequestId,
+    /// Its result.
+    pub result: Result<KvResult, KvError>,
+}
+
+/// Execute commands on a replicated key-value state machine.
+pub struct KvPort;
+
+impl Port for KvPort {
+    type Request = KvCommand;
+    type Indication = KvReply;
 }

@@ -7,6 +7,8 @@
 
 pub mod broadcast;
 pub mod component;
+pub mod consensus;
+pub mod election;
 pub mod fd;
 pub mod ids;
 pub mod kv;

@@ -43,9 +43,11 @@ impl Default for Ballot {
 /// What Sequence Paxos tells leader election.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ElectionRequest {
-    /// Paxos saw a ballot (a promise or a Nack) higher than the elected one: the next
-    /// candidacy must outbid it, or the new leader's Prepare would be ignored.
-    Observed(Ballot),
+    /// This node's acceptor has promised this ballot: a takeover must use a higher round.
+    Promised(Ballot),
+    /// This node was elected but cannot lead in its ballot because some acceptor promised
+    /// this higher one: raise the round so the next election yields a usable ballot.
+    Overtake(Ballot),
 }
 
 /// What leader election tells Sequence Paxos.

@@ -39,6 +39,7 @@ impl ValueTable {
     }
 
     /// How many distinct values were interned.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.values.len()
     }

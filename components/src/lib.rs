@@ -6,8 +6,10 @@
 
 pub mod beb;
 pub mod ble;
+pub mod bootstrap;
 pub mod epfd;
 pub mod memory_link;
+pub mod overlay;
 pub mod perfect_link;
 pub mod replica;
 pub mod sequence_paxos;

@@ -12,6 +12,7 @@ pub mod election;
 pub mod fd;
 pub mod ids;
 pub mod kv;
+pub mod membership;
 pub mod network;
 pub mod port;
 pub mod supervisor;

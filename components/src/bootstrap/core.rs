@@ -1,0 +1,259 @@
+//! The bootstrap coordinator as a pure state machine.
+//!
+//! Inputs: check-ins, leave requests, suspicions and restores from the nodes' failure
+//! detectors, ticks, map requests, and "plan done" from the shell. Outputs: maps to send or
+//! publish, and plans to execute. Before formation it collects check-ins until `min_nodes`
+//! have arrived, then forms the epoch-1 map. After formation every membership event becomes a
+//! [`Plan`]; one plan runs at a time (the shell drives its actions through the groups' logs and
+//! reports back), later events queue behind it. A plan that only touches standbys needs no
+//! group work and is published at once.
+
+use std::collections::VecDeque;
+
+use kv_ports::ids::NodeId;
+use kv_ports::membership::{Epoch, NodeInfo, SlotMap};
+
+use super::actions::needs_groups;
+use super::formation::form;
+use super::planner::{plan, Event, Plan, PlanError};
+use super::suspicion::Suspicions;
+
+/// How the coordinator behaves.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    /// Members per group (δ).
+    pub replication: u32,
+    /// Check-ins to wait for before forming; at least δ.
+    pub min_nodes: usize,
+    /// Ticks a node must stay suspected before it is declared failed.
+    pub grace_ticks: u32,
+}
+
+impl CoordinatorConfig {
+    /// δ as given, waiting for 2·δ nodes, five ticks of grace.
+    pub fn new(replication: u32) -> Self {
+        CoordinatorConfig {
+            replication,
+            min_nodes: 2 * replication as usize,
+            grace_ticks: 5,
+        }
+    }
+}
+
+/// Something the shell must do for the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoordinatorOutput {
+    /// Send this map to one node (the answer to its check-in).
+    Send(NodeId, SlotMap),
+    /// Send this map to every node it names and to every client that asked.
+    Publish(SlotMap),
+    /// Drive these actions, then call [`CoordinatorCore::plan_done`] with the target epoch.
+    Execute(Plan),
+    /// An event could not be planned; the map stays as it is.
+    Refused(Event, PlanError),
+}
+
+/// What `status` shows about the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorStatus {
+    /// The published epoch (0 before formation).
+    pub epoch: Epoch,
+    /// Check-ins still needed before formation (0 once formed).
+    pub waiting_for: usize,
+    /// Nodes suspected now, not yet declared failed.
+    pub suspected: Vec<NodeId>,
+    /// The epoch of the plan being executed, if any.
+    pub in_flight: Option<Epoch>,
+    /// Events waiting behind it.
+    pub queued: usize,
+}
+
+/// The coordinator's state.
+#[derive(Debug)]
+pub struct CoordinatorCore {
+    config: CoordinatorConfig,
+    waiting: Vec<NodeInfo>,
+    current: SlotMap,
+    in_flight: Option<Plan>,
+    queue: VecDeque<Event>,
+    suspicions: Suspicions,
+}
+
+impl CoordinatorCore {
+    /// A coordinator with no nodes yet.
+    pub fn new(config: CoordinatorConfig) -> Self {
+        assert!(config.replication >= 1, "groups need at least one member");
+        let min_nodes = config.min_nodes.max(config.replication as usize);
+        CoordinatorCore {
+            config: CoordinatorConfig {
+                min_nodes,
+                ..config
+            },
+            waiting: Vec::new(),
+            current: SlotMap::empty(config.replication),
+            in_flight: None,
+            queue: VecDeque::new(),
+            suspicions: Suspicions::new(config.grace_ticks),
+        }
+    }
+
+    /// The published map (epoch 0 and no groups before formation).
+    pub fn current(&self) -> &SlotMap {
+        &self.current
+    }
+
+    /// A node checks in. A node already known (re-reporting, e.g. to a restarted coordinator)
+    /// just gets the current map.
+    pub fn check_in(&mut self, info: NodeInfo) -> Vec<CoordinatorOutput> {
+        let id = info.id;
+        if self.knows(id) {
+            return self.welcome(id);
+        }
+        if !self.current.is_formed() {
+            return self.wait_or_form(info);
+        }
+        let mut out = self.enqueue(Event::Joined(info));
+        out.extend(self.welcome(id));
+        out
+    }
+
+    /// A node re-reports the map it holds (to a coordinator that restarted and lost its own).
+    /// A valid map newer than the current one is adopted, without a new publish: the nodes
+    /// hold it already. Nodes that checked in meanwhile but are not in it join as usual.
+    pub fn report_map(&mut self, map: SlotMap) -> Vec<CoordinatorOutput> {
+        let usable = map.is_formed() && map.validate().is_ok();
+        if !usable || map.epoch <= self.current.epoch || self.in_flight.is_some() {
+            return Vec::new();
+        }
+        self.current = map;
+        let mut waiting = std::mem::take(&mut self.waiting);
+        waiting.retain(|n| self.current.node(n.id).is_none());
+        waiting
+            .into_iter()
+            .flat_map(|n| self.enqueue(Event::Joined(n)))
+            .collect()
+    }
+
+    /// A node asks to leave gracefully.
+    pub fn leave(&mut self, node: NodeId) -> Vec<CoordinatorOutput> {
+        self.suspicions.forget(node);
+        if !self.current.is_formed() {
+            self.waiting.retain(|n| n.id != node);
+            return Vec::new();
+        }
+        self.enqueue(Event::Left(node))
+    }
+
+    /// `reporter`'s failure detector suspects `node`.
+    pub fn suspect(&mut self, reporter: NodeId, node: NodeId) {
+        if self.current.node(reporter).is_some() && self.current.node(node).is_some() {
+            self.suspicions.suspect(reporter, node);
+        }
+    }
+
+    /// `reporter`'s failure detector no longer suspects `node`.
+    pub fn restore(&mut self, reporter: NodeId, node: NodeId) {
+        self.suspicions.restore(reporter, node);
+    }
+
+    /// One unit of time: suspicions age, and those past the grace period become failures.
+    pub fn tick(&mut self) -> Vec<CoordinatorOutput> {
+        let failed = self.suspicions.tick();
+        failed
+            .into_iter()
+            .flat_map(|n| self.enqueue(Event::Failed(n)))
+            .collect()
+    }
+
+    /// A node or client holding `have` asks for the map; `None` if it is already up to date.
+    pub fn map_request(&self, have: Epoch) -> Option<SlotMap> {
+        (self.current.epoch > have).then(|| self.current.clone())
+    }
+
+    /// The shell finished the plan targeting `epoch`: publish it and start the next one.
+    /// A report for any other epoch is stale and ignored.
+    pub fn plan_done(&mut self, epoch: Epoch) -> Vec<CoordinatorOutput> {
+        match self.in_flight.take() {
+            Some(p) if p.target.epoch == epoch => {
+                let mut out = self.install(p.target);
+                out.extend(self.next_plan());
+                out
+            }
+            other => {
+                self.in_flight = other;
+                Vec::new()
+            }
+        }
+    }
+
+    /// What `status` shows.
+    pub fn status(&self) -> CoordinatorStatus {
+        let needed = self.config.min_nodes.saturating_sub(self.waiting.len());
+        CoordinatorStatus {
+            epoch: self.current.epoch,
+            waiting_for: if self.current.is_formed() { 0 } else { needed },
+            suspected: self.suspicions.suspected(),
+            in_flight: self.in_flight.as_ref().map(|p| p.target.epoch),
+            queued: self.queue.len(),
+        }
+    }
+
+    fn knows(&self, id: NodeId) -> bool {
+        self.current.node(id).is_some()
+            || self.waiting.iter().any(|n| n.id == id)
+            || self
+                .queue
+                .iter()
+                .any(|e| matches!(e, Event::Joined(n) if n.id == id))
+            || self
+                .in_flight
+                .as_ref()
+                .is_some_and(|p| p.target.node(id).is_some())
+    }
+
+    fn welcome(&self, id: NodeId) -> Vec<CoordinatorOutput> {
+        vec![CoordinatorOutput::Send(id, self.current.clone())]
+    }
+
+    fn wait_or_form(&mut self, info: NodeInfo) -> Vec<CoordinatorOutput> {
+        self.waiting.push(info);
+        if self.waiting.len() < self.config.min_nodes {
+            return Vec::new();
+        }
+        let nodes = std::mem::take(&mut self.waiting);
+        let map = form(&nodes, self.config.replication).expect("min_nodes ≥ δ, ids unique");
+        self.install(map)
+    }
+
+    fn install(&mut self, map: SlotMap) -> Vec<CoordinatorOutput> {
+        assert!(map.epoch > self.current.epoch, "epochs only grow");
+        debug_assert_eq!(map.validate(), Ok(()));
+        self.current = map;
+        vec![CoordinatorOutput::Publish(self.current.clone())]
+    }
+
+    fn enqueue(&mut self, event: Event) -> Vec<CoordinatorOutput> {
+        self.queue.push_back(event);
+        if self.in_flight.is_some() {
+            return Vec::new();
+        }
+        self.next_plan()
+    }
+
+    /// Plan queued events until one needs the groups to work (or the queue is empty).
+    fn next_plan(&mut self) -> Vec<CoordinatorOutput> {
+        let mut out = Vec::new();
+        while let Some(event) = self.queue.pop_front() {
+            match plan(&self.current, &event) {
+                Err(e) => out.push(CoordinatorOutput::Refused(event, e)),
+                Ok(p) if p.actions.iter().any(needs_groups) => {
+                    self.in_flight = Some(p.clone());
+                    out.push(CoordinatorOutput::Execute(p));
+                    break;
+                }
+                Ok(p) => out.extend(self.install(p.target)),
+            }
+        }
+        out
+    }
+}

@@ -5,5 +5,7 @@
 //! framework and port definitions in `kv-ports`.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod checker;
+pub mod repl;
 pub mod service;

@@ -8,4 +8,5 @@
 pub mod bench;
 pub mod checker;
 pub mod repl;
+pub mod resp;
 pub mod service;

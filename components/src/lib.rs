@@ -8,6 +8,7 @@ pub mod beb;
 pub mod ble;
 pub mod bootstrap;
 pub mod epfd;
+pub mod group;
 pub mod memory_link;
 pub mod overlay;
 pub mod perfect_link;

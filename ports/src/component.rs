@@ -171,6 +171,36 @@ macro_rules! component {
     };
 }
 
+/// Declares the ports a component provides and the fields that hold them:
+/// `provides!(Epfd: FailureDetectorPort = fd);`
+#[macro_export]
+macro_rules! provides {
+    ($component:ty : $($port:ty = $field:ident),+ $(,)?) => {
+        $(
+            impl $crate::component::Provides<$port> for $component {
+                fn provided(&mut self) -> &mut $crate::port::ProvidedPort<$port> {
+                    &mut self.$field
+                }
+            }
+        )+
+    };
+}
+
+/// Declares the ports a component requires and the fields that hold them:
+/// `requires!(Epfd: NetworkPort = net, TimerPort = timer);`
+#[macro_export]
+macro_rules! requires {
+    ($component:ty : $($port:ty = $field:ident),+ $(,)?) => {
+        $(
+            impl $crate::component::Requires<$port> for $component {
+                fn required(&mut self) -> &mut $crate::port::RequiredPort<$port> {
+                    &mut self.$field
+                }
+            }
+        )+
+    };
+}
+
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

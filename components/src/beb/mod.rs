@@ -10,7 +10,7 @@ use kameo::actor::ActorRef;
 use kameo::message::{Context, Message};
 use kameo::Actor;
 use kv_ports::broadcast::{BroadcastDeliver, BroadcastPort, BroadcastRequest};
-use kv_ports::component::{Provides, Requires, Start};
+use kv_ports::component::Start;
 use kv_ports::ids::NodeId;
 use kv_ports::network::{NetIndication, NetRequest, NetworkPort, Topic};
 use kv_ports::port::{ConnectionId, Ind, ProvidedPort, Req, RequiredPort};
@@ -42,17 +42,8 @@ impl Actor for Beb {
 
 kv_ports::component!(Beb);
 
-impl Provides<BroadcastPort> for Beb {
-    fn provided(&mut self) -> &mut ProvidedPort<BroadcastPort> {
-        &mut self.broadcast
-    }
-}
-
-impl Requires<NetworkPort> for Beb {
-    fn required(&mut self) -> &mut RequiredPort<NetworkPort> {
-        &mut self.net
-    }
-}
+kv_ports::provides!(Beb: BroadcastPort = broadcast);
+kv_ports::requires!(Beb: NetworkPort = net);
 
 impl Message<Start> for Beb {
     type Reply = ();

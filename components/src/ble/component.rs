@@ -7,7 +7,7 @@ use std::time::Duration;
 use kameo::actor::ActorRef;
 use kameo::message::{Context, Message};
 use kameo::Actor;
-use kv_ports::component::{Provides, Requires, Start};
+use kv_ports::component::Start;
 use kv_ports::election::{ElectionIndication, ElectionRequest, LeaderElectionPort};
 use kv_ports::ids::GroupId;
 use kv_ports::network::{NetIndication, NetRequest, NetworkPort, Topic};
@@ -58,23 +58,8 @@ impl Actor for LeaderElection {
 
 kv_ports::component!(LeaderElection);
 
-impl Provides<LeaderElectionPort> for LeaderElection {
-    fn provided(&mut self) -> &mut ProvidedPort<LeaderElectionPort> {
-        &mut self.election
-    }
-}
-
-impl Requires<NetworkPort> for LeaderElection {
-    fn required(&mut self) -> &mut RequiredPort<NetworkPort> {
-        &mut self.net
-    }
-}
-
-impl Requires<TimerPort> for LeaderElection {
-    fn required(&mut self) -> &mut RequiredPort<TimerPort> {
-        &mut self.timer
-    }
-}
+kv_ports::provides!(LeaderElection: LeaderElectionPort = election);
+kv_ports::requires!(LeaderElection: NetworkPort = net, TimerPort = timer);
 
 impl Message<Start> for LeaderElection {
     type Reply = ();

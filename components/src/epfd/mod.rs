@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use kameo::actor::ActorRef;
 use kameo::message::{Context, Message};
 use kameo::Actor;
-use kv_ports::component::{Provides, Requires, Start};
+use kv_ports::component::Start;
 use kv_ports::fd::{FailureDetectorPort, FdIndication, FdRequest};
 use kv_ports::network::{NetIndication, NetRequest, NetworkPort, Topic};
 use kv_ports::port::{Ind, ProvidedPort, Req, RequiredPort};
@@ -43,23 +43,8 @@ impl Actor for Epfd {
 
 kv_ports::component!(Epfd);
 
-impl Provides<FailureDetectorPort> for Epfd {
-    fn provided(&mut self) -> &mut ProvidedPort<FailureDetectorPort> {
-        &mut self.fd
-    }
-}
-
-impl Requires<NetworkPort> for Epfd {
-    fn required(&mut self) -> &mut RequiredPort<NetworkPort> {
-        &mut self.net
-    }
-}
-
-impl Requires<TimerPort> for Epfd {
-    fn required(&mut self) -> &mut RequiredPort<TimerPort> {
-        &mut self.timer
-    }
-}
+kv_ports::provides!(Epfd: FailureDetectorPort = fd);
+kv_ports::requires!(Epfd: NetworkPort = net, TimerPort = timer);
 
 impl Message<Start> for Epfd {
     type Reply = ();

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use kameo::actor::{ActorRef, WeakActorRef};
 use kameo::message::{Context, Message};
 use kameo::Actor;
-use kv_ports::component::{spawn, Provides};
+use kv_ports::component::spawn;
 use kv_ports::ids::NodeId;
 use kv_ports::network::{NetIndication, NetRequest, NetworkPort, Topic};
 use kv_ports::port::{ConnectionId, ProvidedPort, Req};
@@ -146,11 +146,7 @@ impl Actor for MemoryLink {
 
 kv_ports::component!(MemoryLink);
 
-impl Provides<NetworkPort> for MemoryLink {
-    fn provided(&mut self) -> &mut ProvidedPort<NetworkPort> {
-        &mut self.port
-    }
-}
+kv_ports::provides!(MemoryLink: NetworkPort = port);
 
 impl Message<Req<NetworkPort>> for MemoryLink {
     type Reply = ();

@@ -60,7 +60,6 @@ use kameo::actor::{ActorRef, WeakActorRef};
 use kameo::error::ActorStopReason;
 use kameo::message::{Context, Message};
 use kameo::Actor;
-use kv_ports::component::Provides;
 use kv_ports::ids::NodeId;
 use kv_ports::network::{NetIndication, NetRequest, NetworkPort, Topic};
 use kv_ports::port::{ConnectionId, ProvidedPort, Req};
@@ -175,11 +174,7 @@ impl Actor for PerfectLink {
 
 kv_ports::component!(PerfectLink);
 
-impl Provides<NetworkPort> for PerfectLink {
-    fn provided(&mut self) -> &mut ProvidedPort<NetworkPort> {
-        &mut self.net
-    }
-}
+kv_ports::provides!(PerfectLink: NetworkPort = net);
 
 impl Message<Req<NetworkPort>> for PerfectLink {
     type Reply = ();

@@ -8,7 +8,6 @@ use std::convert::Infallible;
 use kameo::actor::ActorRef;
 use kameo::message::{Context, Message};
 use kameo::Actor;
-use kv_ports::component::{Provides, Requires};
 use kv_ports::consensus::{ConsensusIndication, ConsensusPort, ConsensusRequest, Refusal};
 use kv_ports::ids::{ClientId, NodeId};
 use kv_ports::kv::{KvError, KvPort, KvReply};
@@ -45,17 +44,8 @@ impl Actor for ReplicaComponent {
 
 kv_ports::component!(ReplicaComponent);
 
-impl Provides<KvPort> for ReplicaComponent {
-    fn provided(&mut self) -> &mut ProvidedPort<KvPort> {
-        &mut self.kv
-    }
-}
-
-impl Requires<ConsensusPort> for ReplicaComponent {
-    fn required(&mut self) -> &mut RequiredPort<ConsensusPort> {
-        &mut self.consensus
-    }
-}
+kv_ports::provides!(ReplicaComponent: KvPort = kv);
+kv_ports::requires!(ReplicaComponent: ConsensusPort = consensus);
 
 impl Message<Req<KvPort>> for ReplicaComponent {
     type Reply = ();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use kameo::actor::ActorRef;
 use kameo::message::{Context, Message};
 use kameo::Actor;
-use kv_ports::component::{Provides, Requires, Start};
+use kv_ports::component::Start;
 use kv_ports::consensus::{ConsensusIndication, ConsensusPort, ConsensusRequest, Refusal};
 use kv_ports::election::{Ballot, ElectionIndication, ElectionRequest, LeaderElectionPort};
 use kv_ports::ids::{GroupId, NodeId};
@@ -70,29 +70,8 @@ impl Actor for Paxos {
 
 kv_ports::component!(Paxos);
 
-impl Provides<ConsensusPort> for Paxos {
-    fn provided(&mut self) -> &mut ProvidedPort<ConsensusPort> {
-        &mut self.consensus
-    }
-}
-
-impl Requires<LeaderElectionPort> for Paxos {
-    fn required(&mut self) -> &mut RequiredPort<LeaderElectionPort> {
-        &mut self.election
-    }
-}
-
-impl Requires<NetworkPort> for Paxos {
-    fn required(&mut self) -> &mut RequiredPort<NetworkPort> {
-        &mut self.net
-    }
-}
-
-impl Requires<TimerPort> for Paxos {
-    fn required(&mut self) -> &mut RequiredPort<TimerPort> {
-        &mut self.timer
-    }
-}
+kv_ports::provides!(Paxos: ConsensusPort = consensus);
+kv_ports::requires!(Paxos: LeaderElectionPort = election, NetworkPort = net, TimerPort = timer);
 
 impl Message<Start> for Paxos {
     type Reply = ();

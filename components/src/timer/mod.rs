@@ -13,7 +13,6 @@ use std::time::Duration;
 use kameo::actor::{ActorRef, WeakActorRef};
 use kameo::message::{Context, Message};
 use kameo::Actor;
-use kv_ports::component::Provides;
 use kv_ports::port::{ConnectionId, ProvidedPort, Req};
 use kv_ports::timer::{Timeout, TimerId, TimerPort, TimerRequest};
 use tokio::task::AbortHandle;
@@ -64,11 +63,7 @@ impl Actor for Timer {
 
 kv_ports::component!(Timer);
 
-impl Provides<TimerPort> for Timer {
-    fn provided(&mut self) -> &mut ProvidedPort<TimerPort> {
-        &mut self.port
-    }
-}
+kv_ports::provides!(Timer: TimerPort = port);
 
 impl Message<Req<TimerPort>> for Timer {
     type Reply = ();

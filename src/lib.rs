@@ -7,6 +7,8 @@
 
 pub mod bench;
 pub mod checker;
+pub mod client;
+pub mod native;
 pub mod repl;
 pub mod resp;
 pub mod service;

@@ -1,0 +1,234 @@
+//! [`ClientEndpoint`]: the node-side end of the native protocol.
+//!
+//! It requires [`KvPort`] (the local replica, or later the overlay router: both provide it)
+//! and owns a TCP listener. Connection tasks decode requests and hand them to the actor, which
+//! triggers them on its required port and remembers which connection waits for which client's
+//! command; each [`KvReply`] goes back to that connection's writer. Like the replica, it keeps
+//! one outstanding command per client: a newer one (or a retry on another connection)
+//! replaces the older. A malformed frame closes only its own connection.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kameo::actor::{ActorRef, WeakActorRef};
+use kameo::error::ActorStopReason;
+use kameo::message::{Context, Message};
+use kameo::Actor;
+use kv_ports::component::Requires;
+use kv_ports::ids::ClientId;
+use kv_ports::kv::{KvCommand, KvError, KvPort, KvReply};
+use kv_ports::port::{Ind, RequiredPort};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::frame::{check_sizes, ServerFrame};
+use super::tasks::{self, TaskGuard};
+
+/// How the endpoint serves clients.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Most client connections served at once; further ones wait in the accept backlog, so
+    /// a flood of clients cannot exhaust the node's sockets and memory.
+    pub max_connections: usize,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Why the endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// Binding or inspecting the listening socket failed.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// What a [`ClientEndpoint`] starts from.
+pub struct EndpointArgs {
+    /// An already bound listener (see [`ClientEndpoint::start`] to bind one).
+    pub listener: TcpListener,
+    /// Tuning.
+    pub config: EndpointConfig,
+}
+
+/// Names one client connection within an endpoint.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConnKey(u64);
+
+/// One served connection: its writer's queue and the tasks and permit it owns.
+struct Conn {
+    out: UnboundedSender<ServerFrame>,
+    _tasks: [TaskGuard; 2],
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The native client endpoint component; see the module documentation.
+pub struct ClientEndpoint {
+    kv: RequiredPort<KvPort>,
+    conns: HashMap<ConnKey, Conn>,
+    /// Each client's outstanding command: its seq and the connection waiting for it.
+    waiting: HashMap<ClientId, (u64, ConnKey)>,
+    next_key: u64,
+    myself: WeakActorRef<ClientEndpoint>,
+    _listener: TaskGuard,
+}
+
+impl ClientEndpoint {
+    /// Binds `listen` (port 0 picks a free port), spawns the endpoint with an unbounded
+    /// mailbox and returns it with the address it listens on. Connect its [`KvPort`] next;
+    /// until then every request is answered `NotLeader`, which clients retry elsewhere.
+    pub async fn start(
+        listen: SocketAddr,
+        config: EndpointConfig,
+    ) -> Result<(ActorRef<ClientEndpoint>, SocketAddr), EndpointError> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let endpoint =
+            kv_ports::component::spawn::<ClientEndpoint>(EndpointArgs { listener, config });
+        Ok((endpoint, addr))
+    }
+}
+
+impl Actor for ClientEndpoint {
+    type Args = EndpointArgs;
+    type Error = EndpointError;
+
+    async fn on_start(args: EndpointArgs, me: ActorRef<Self>) -> Result<Self, EndpointError> {
+        let myself = me.downgrade();
+        let limit = Arc::new(Semaphore::new(args.config.max_connections.max(1)));
+        tracing::info!(listen = %args.listener.local_addr()?, "native client endpoint listening");
+        Ok(ClientEndpoint {
+            kv: RequiredPort::default(),
+            conns: HashMap::new(),
+            waiting: HashMap::new(),
+            next_key: 0,
+            _listener: tasks::listen(args.listener, limit, myself.clone()),
+            myself,
+        })
+    }
+
+    async fn on_stop(
+        &mut self,
+        _: WeakActorRef<Self>,
+        reason: ActorStopReason,
+    ) -> Result<(), EndpointError> {
+        tracing::debug!(?reason, "native client endpoint stopping");
+        self.conns.clear();
+        Ok(())
+    }
+}
+
+kv_ports::component!(ClientEndpoint);
+
+impl Requires<KvPort> for ClientEndpoint {
+    fn required(&mut self) -> &mut RequiredPort<KvPort> {
+        &mut self.kv
+    }
+}
+
+/// From the listener: a client connected.
+pub(crate) struct Accepted {
+    pub stream: TcpStream,
+    pub from: SocketAddr,
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// From a reader: a decoded request.
+pub(crate) struct Inbound {
+    pub conn: ConnKey,
+    pub cmd: KvCommand,
+}
+
+/// From a reader or writer: the connection is finished.
+pub(crate) struct Closed {
+    pub conn: ConnKey,
+}
+
+impl Message<Accepted> for ClientEndpoint {
+    type Reply = ();
+
+    async fn handle(&mut self, msg: Accepted, _: &mut Context<Self, ()>) {
+        let _ = msg.stream.set_nodelay(true);
+        self.next_key += 1;
+        let key = ConnKey(self.next_key);
+        tracing::debug!(conn = ?key, from = %msg.from, "client connected");
+        let (reader, writer) = msg.stream.into_split();
+        let (out, queue) = mpsc::unbounded_channel();
+        let tasks = [
+            tasks::read(reader, key, out.clone(), self.myself.clone()),
+            tasks::write(writer, key, queue, self.myself.clone()),
+        ];
+        let conn = Conn {
+            out,
+            _tasks: tasks,
+            _permit: msg.permit,
+        };
+        self.conns.insert(key, conn);
+    }
+}
+
+impl Message<Inbound> for ClientEndpoint {
+    type Reply = ();
+
+    async fn handle(&mut self, msg: Inbound, _: &mut Context<Self, ()>) {
+        let Inbound { conn, cmd } = msg;
+        let id = cmd.id;
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        if let Err(e) = check_sizes(&cmd.op) {
+            let message = e.to_string();
+            self.send(conn, ServerFrame::Rejected { id, message });
+            return;
+        }
+        self.waiting.insert(id.client, (id.seq, conn));
+        if !self.kv.trigger(cmd) {
+            self.waiting.remove(&id.client);
+            let result = Err(KvError::NotLeader { hint: None });
+            self.send(conn, ServerFrame::Reply { id, result });
+        }
+    }
+}
+
+impl Message<Closed> for ClientEndpoint {
+    type Reply = ();
+
+    async fn handle(&mut self, msg: Closed, _: &mut Context<Self, ()>) {
+        if self.conns.remove(&msg.conn).is_some() {
+            tracing::debug!(conn = ?msg.conn, "client disconnected");
+        }
+        self.waiting.retain(|_, (_, conn)| *conn != msg.conn);
+    }
+}
+
+impl Message<Ind<KvPort>> for ClientEndpoint {
+    type Reply = ();
+
+    async fn handle(&mut self, ind: Ind<KvPort>, _: &mut Context<Self, ()>) {
+        let KvReply { id, result } = ind.event;
+        let Some(&(seq, conn)) = self.waiting.get(&id.client) else {
+            return;
+        };
+        if seq == id.seq {
+            self.waiting.remove(&id.client);
+            self.send(conn, ServerFrame::Reply { id, result });
+        }
+    }
+}
+
+impl ClientEndpoint {
+    /// Queues `frame` for the connection's writer; a closed connection just drops it (the
+    /// client retries elsewhere with the same request id).
+    fn send(&self, conn: ConnKey, frame: ServerFrame) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.out.send(frame);
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The native client protocol: length-delimited postcard frames over TCP.
+//!
+//! A client sends [`ClientFrame::Request`]s carrying a [`KvCommand`](kv_ports::kv::KvCommand)
+//! with its `(client, seq)` id; the node answers each with a [`ServerFrame`]. The node side is
+//! the [`ClientEndpoint`] component, the client side is [`crate::client`]. The protocol adds
+//! nothing to the `KvPort` vocabulary, so what a client sees is exactly what the group says.
+
+mod endpoint;
+pub mod frame;
+mod tasks;
+
+pub use endpoint::{ClientEndpoint, ConnKey, EndpointArgs, EndpointConfig, EndpointError};
+pub use frame::{ClientCodec, ClientFrame, ServerCodec, ServerFrame};

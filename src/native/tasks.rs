@@ -1,0 +1,144 @@
+//! The endpoint's socket tasks: the listener and each connection's reader and writer.
+//!
+//! Tasks never hold the endpoint alive: they reach it through a weak reference with
+//! `try_send` into its unbounded mailbox, and each is owned by a [`TaskGuard`] in the
+//! endpoint's state, so stopping the endpoint aborts them and closes their sockets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use kameo::actor::WeakActorRef;
+use kameo::message::Message;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::endpoint::{Accepted, ClientEndpoint, Closed, ConnKey, Inbound};
+use super::frame::{ClientFrame, ServerCodec, ServerFrame};
+
+/// Aborts its task when dropped, so no task outlives its owner.
+#[derive(Debug)]
+pub(crate) struct TaskGuard(AbortHandle);
+
+impl TaskGuard {
+    /// Spawns `task` on the current runtime, owned by the returned guard.
+    pub(crate) fn spawn<F>(task: F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        TaskGuard(tokio::spawn(task).abort_handle())
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Hands `msg` to the endpoint if it is still alive; false once it has stopped.
+fn tell<M>(endpoint: &WeakActorRef<ClientEndpoint>, msg: M) -> bool
+where
+    M: Send + 'static,
+    ClientEndpoint: Message<M>,
+{
+    match endpoint.upgrade() {
+        Some(endpoint) => endpoint.tell(msg).try_send().is_ok(),
+        None => false,
+    }
+}
+
+/// Accepts connections while a permit is free, so at most `limit` clients are served at once;
+/// the permit travels with the connection and is returned when it closes.
+pub(crate) fn listen(
+    listener: TcpListener,
+    limit: Arc<Semaphore>,
+    endpoint: WeakActorRef<ClientEndpoint>,
+) -> TaskGuard {
+    TaskGuard::spawn(async move {
+        loop {
+            let Ok(permit) = limit.clone().acquire_owned().await else {
+                return;
+            };
+            match listener.accept().await {
+                Ok((stream, from)) => {
+                    if !tell(
+                        &endpoint,
+                        Accepted {
+                            stream,
+                            from,
+                            permit,
+                        },
+                    ) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "client endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Decodes requests and hands them to the endpoint. An undecodable frame is answered with
+/// [`ServerFrame::Error`] (the writer then closes the connection); end of stream reports
+/// [`Closed`].
+pub(crate) fn read(
+    half: OwnedReadHalf,
+    conn: ConnKey,
+    out: UnboundedSender<ServerFrame>,
+    endpoint: WeakActorRef<ClientEndpoint>,
+) -> TaskGuard {
+    TaskGuard::spawn(async move {
+        let mut frames = FramedRead::new(half, ServerCodec::default());
+        while let Some(frame) = frames.next().await {
+            match frame {
+                Ok(ClientFrame::Request(cmd)) => {
+                    if !tell(&endpoint, Inbound { conn, cmd }) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(?conn, error = %e, "closing client connection: bad frame");
+                    let message = e.to_string();
+                    if out.send(ServerFrame::Error { message }).is_err() {
+                        tell(&endpoint, Closed { conn });
+                    }
+                    return;
+                }
+            }
+        }
+        tell(&endpoint, Closed { conn });
+    })
+}
+
+/// Writes the endpoint's answers in order; after an [`ServerFrame::Error`] it flushes, closes
+/// the socket and reports [`Closed`].
+pub(crate) fn write(
+    half: OwnedWriteHalf,
+    conn: ConnKey,
+    mut frames: UnboundedReceiver<ServerFrame>,
+    endpoint: WeakActorRef<ClientEndpoint>,
+) -> TaskGuard {
+    TaskGuard::spawn(async move {
+        let mut sink = FramedWrite::new(half, ServerCodec::default());
+        while let Some(frame) = frames.recv().await {
+            let last = matches!(frame, ServerFrame::Error { .. });
+            if let Err(e) = sink.send(frame).await {
+                tracing::debug!(?conn, error = %e, "client connection write failed");
+                break;
+            }
+            if last {
+                let _ = sink.close().await;
+                break;
+            }
+        }
+        tell(&endpoint, Closed { conn });
+    })
+}

@@ -129,3 +129,34 @@ impl LeaderElection {
         }
     }
 }
+
+/// Asks a [`LeaderElection`] component where its election stands (for status pages and tests).
+#[derive(Copy, Clone, Debug)]
+pub struct QueryElection;
+
+/// Where one member's leader election stands.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, kameo::Reply)]
+pub struct ElectionStatus {
+    /// This node's candidate ballot.
+    pub ballot: kv_ports::election::Ballot,
+    /// The leader this node elected, if any.
+    pub leader: Option<kv_ports::election::Ballot>,
+    /// Whether this node heard from a majority in its last round.
+    pub quorum_connected: bool,
+}
+
+impl Message<QueryElection> for LeaderElection {
+    type Reply = ElectionStatus;
+
+    async fn handle(
+        &mut self,
+        _: QueryElection,
+        _: &mut Context<Self, ElectionStatus>,
+    ) -> ElectionStatus {
+        ElectionStatus {
+            ballot: self.core.ballot(),
+            leader: self.core.leader(),
+            quorum_connected: self.core.is_quorum_connected(),
+        }
+    }
+}

@@ -222,8 +222,13 @@ impl Ble {
             self.elect(f);
         }
         let leader = self.leader.expect("elected above");
-        self.happy =
+        // A leader below the ballot our acceptor promised can never lead Paxos: resting on it
+        // would leave the group without a usable leader forever (once elected, a ballot is
+        // announced only once). Being unhappy with it lets a majority outbid the promise.
+        let usable = leader >= self.promise_floor;
+        let heard =
             leader == self.current || self.replies.iter().any(|(_, r)| r.qc && r.ballot == leader);
+        self.happy = usable && heard;
         let unhappy = 1 + self.replies.iter().filter(|(_, r)| !r.happy).count();
         if !self.happy && unhappy >= self.majority {
             let floor = leader.n.max(self.promise_floor.n);
@@ -322,6 +327,28 @@ mod tests {
         fn ballot_of(&self, i: u64) -> Ballot {
             self.nodes[(i - 1) as usize].ballot()
         }
+    }
+
+    #[test]
+    fn a_leader_below_the_promised_ballot_is_outbid() {
+        // Nodes 1 and 2 elected node 2 before node 3's Paxos prepared a higher ballot that they
+        // promised; then node 3 crashed. Node 2 can never lead in its old ballot, so the
+        // election must not rest on it: a majority is unhappy and node 2 outbids the promise.
+        let mut net = Net::new(3);
+        net.crashed.insert(3);
+        net.rounds(3);
+        assert_eq!(net.leader_of(1), Some(NodeId(2)));
+        let stale = net.nodes[1].leader().unwrap();
+        let promised = Ballot::new(stale.n, 0, NodeId(3));
+        for i in 0..2 {
+            net.nodes[i].observe_promise(promised);
+        }
+        net.rounds(4);
+        for i in 1..=2 {
+            let leader = net.nodes[(i - 1) as usize].leader().unwrap();
+            assert!(leader > promised, "node {i} still rests on {leader:?}");
+        }
+        assert_eq!(net.leader_of(1), net.leader_of(2));
     }
 
     #[test]

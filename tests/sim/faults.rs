@@ -47,6 +47,19 @@ fn random_member(sim: &mut Sim) -> NodeId {
     sim.members[i]
 }
 
+/// The schedule's early crash (see `Params::early_crash`), within its crash budget; the
+/// victim is drawn from the timing stream.
+pub fn early_crash(sim: &mut Sim) {
+    if sim.faults.crashes >= sim.params.crashes as u64 {
+        return;
+    }
+    let alive = sim.alive();
+    let victim = alive[sim.timing.gen_range(0..alive.len())];
+    sim.faults.crashes += 1;
+    sim.trace(|| format!("early crash {victim}"));
+    sim.nodes[(victim.0 - 1) as usize] = None;
+}
+
 /// With the schedule's fault probability, inject one fault.
 pub fn maybe_inject(sim: &mut Sim) {
     if !sim.rng.gen_bool(sim.params.fault_p) {

@@ -1,6 +1,11 @@
 //! The deterministic simulator: N nodes running the BLE, Sequence Paxos and Replica cores over
 //! a seeded faulty network, with concurrent clients, invariant checks after every step and a
 //! linearizability check of the recorded history. Everything derives from one `u64` seed.
+//!
+//! Besides faults and a lossy network, a third of the schedules start the nodes at different
+//! ticks, a third skew the nodes' clocks (skipped and doubled ticks), and some crash a node
+//! during the first elections, then stay quiet (no fault, no loss) so a stuck group shows up
+//! as a liveness failure instead of being shaken loose by the next fault.
 #![allow(dead_code)]
 
 pub mod client;
@@ -82,6 +87,11 @@ pub struct Outcome {
     pub sealed: bool,
     /// Operations that definitely had no effect (`ok: false`).
     pub failed: usize,
+    /// Whether the nodes started at different ticks, ticked with skew, or the schedule was a
+    /// quiet one (an early crash, then no fault or loss).
+    pub staggered: bool,
+    pub skewed: bool,
+    pub quiet: bool,
 }
 
 /// A failing schedule: the seed, why, and the history so far.
@@ -103,12 +113,59 @@ pub struct Params {
     pub net: NetParams,
     /// Propose a StopSign once this many operations were issued (some schedules only).
     pub stopsign_after: Option<usize>,
+    /// Per node: the tick its process comes up (all 0 unless the starts are staggered).
+    /// Before it, the node neither ticks nor handles messages, and clients don't pick it.
+    pub start_at: Vec<u64>,
+    /// Per node: the chance a tick is skipped and the chance it is doubled (all 0 unless the
+    /// clocks are skewed), so round boundaries drift between nodes.
+    pub tick_skew: Vec<(f64, f64)>,
+    /// A crash during the first elections, at this tick (some schedules with a crash budget):
+    /// a fresh leader dying before its peers' detectors caught up with it.
+    pub early_crash: Option<u64>,
 }
 
+/// Ticks per BLE round of the simulated members (`MemberCoreConfig` default).
+pub const ROUND_TICKS: u64 = 12;
+/// Staggered starts spread over this many rounds.
+const START_ROUNDS: u64 = 3;
+
 impl Params {
-    fn draw(rng: &mut SmallRng, ops: usize, harsh: bool) -> Self {
+    /// `rng` draws the classic parameters; `timing` (a stream of its own, so schedules without
+    /// staggered starts or skew stay as they were) draws the start ticks and clock skew.
+    fn draw(rng: &mut SmallRng, timing: &mut SmallRng, ops: usize, harsh: bool) -> Self {
         let nodes = if rng.gen_bool(0.5) { 3 } else { 5 };
-        Params {
+        let mut start_at = vec![0; nodes];
+        if timing.gen_bool(1.0 / 3.0) {
+            for s in start_at.iter_mut() {
+                *s = timing.gen_range(0..START_ROUNDS * ROUND_TICKS);
+            }
+            // Someone is up from the start (clients need a node to talk to).
+            let first = start_at.iter().copied().min().unwrap_or(0);
+            for s in start_at.iter_mut() {
+                *s -= first;
+            }
+        }
+        let mut tick_skew = vec![(0.0, 0.0); nodes];
+        if timing.gen_bool(1.0 / 3.0) {
+            for k in tick_skew.iter_mut() {
+                *k = (timing.gen_range(0.0..0.08), timing.gen_range(0.0..0.02));
+            }
+        }
+        // Early crashes aim at the first elections: with staggered starts, around the first
+        // round end of the last node up (it may just have elected itself over the others).
+        let last_up = start_at.iter().copied().max().unwrap_or(0);
+        let early_crash = timing.gen_bool(0.5).then(|| {
+            if last_up > 0 && timing.gen_bool(0.5) {
+                last_up + timing.gen_range(ROUND_TICKS..3 * ROUND_TICKS)
+            } else {
+                timing.gen_range(1..(START_ROUNDS + 3) * ROUND_TICKS)
+            }
+        });
+        let quiet = timing.gen_bool(0.5);
+        let mut params = Params {
+            early_crash,
+            start_at,
+            tick_skew,
             nodes,
             clients: rng.gen_range(3..=5),
             keys: rng.gen_range(1..=3),
@@ -124,8 +181,14 @@ impl Params {
                 max_delay: rng.gen_range(1..=5),
             },
             stopsign_after: rng.gen_bool(0.15).then(|| rng.gen_range(0..ops.max(1))),
+        };
+        if quiet && params.early_crash.is_some() && params.crashes > 0 {
+            // Nothing but the early crash, over a lossless network (as over TCP): no later
+            // fault or loss comes to shake a stuck group loose.
+            params.fault_p = 0.0;
+            params.net.drop_p = 0.0;
         }
-        .harsher(rng, harsh)
+        params.harsher(rng, harsh)
     }
 
     fn harsher(mut self, rng: &mut SmallRng, harsh: bool) -> Self {
@@ -143,6 +206,8 @@ pub struct Sim {
     pub cfg: SimConfig,
     pub params: Params,
     pub rng: SmallRng,
+    /// Per-tick clock-skew draws (a stream of its own).
+    pub timing: SmallRng,
     pub now: u64,
     event: u64,
     pub members: Vec<NodeId>,
@@ -161,7 +226,8 @@ pub struct Sim {
 impl Sim {
     pub fn new(cfg: SimConfig) -> Self {
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
-        let params = Params::draw(&mut rng, cfg.ops, cfg.harsh);
+        let mut timing = SmallRng::seed_from_u64(cfg.seed ^ 0x7431_c0c5_57a6_6e75);
+        let params = Params::draw(&mut rng, &mut timing, cfg.ops, cfg.harsh);
         let members: Vec<NodeId> = (1..=params.nodes as u64).map(NodeId).collect();
         let nodes: Vec<Option<Node>> = members
             .iter()
@@ -181,6 +247,7 @@ impl Sim {
             cfg,
             params,
             rng,
+            timing,
             now: 0,
             event: 0,
             members,
@@ -200,6 +267,20 @@ impl Sim {
             .iter()
             .copied()
             .filter(|m| self.node(*m).is_some())
+            .collect()
+    }
+
+    /// Whether `id`'s process has started (crashed or not).
+    pub fn started(&self, id: NodeId) -> bool {
+        self.now >= self.params.start_at[(id.0 - 1) as usize]
+    }
+
+    /// The nodes that are alive and started: the ones clients may pick.
+    pub fn up(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .copied()
+            .filter(|m| self.node(*m).is_some() && self.started(*m))
             .collect()
     }
 
@@ -227,12 +308,35 @@ impl Sim {
         self.now += 1;
         self.event = 0;
         if with_faults {
+            if self.params.early_crash == Some(self.now) {
+                faults::early_crash(self);
+            }
             faults::maybe_inject(self);
         }
-        for n in self.nodes.iter_mut().flatten() {
-            n.tick();
+        for i in 0..self.nodes.len() {
+            if self.now < self.params.start_at[i] {
+                continue;
+            }
+            let (skip_p, double_p) = self.params.tick_skew[i];
+            let ticks = if skip_p > 0.0 && self.timing.gen_bool(skip_p) {
+                0
+            } else if double_p > 0.0 && self.timing.gen_bool(double_p) {
+                2
+            } else {
+                1
+            };
+            if let Some(n) = self.nodes[i].as_mut() {
+                for _ in 0..ticks {
+                    n.tick();
+                }
+            }
         }
         while let Some((from, to, msg)) = self.net.pop_due(self.now) {
+            if !self.started(to) {
+                // Nobody listens yet: lost, as to a process not yet up.
+                self.net.dropped += 1;
+                continue;
+            }
             if let Some(n) = self.node_mut(to) {
                 n.handle(from, msg);
             }
@@ -242,6 +346,9 @@ impl Sim {
         }
         self.maybe_reconfigure();
         for i in 0..self.nodes.len() {
+            if self.now < self.params.start_at[i] {
+                continue;
+            }
             let Some(n) = self.nodes[i].as_mut() else {
                 continue;
             };
@@ -258,11 +365,15 @@ impl Sim {
     }
 
     fn pick_target(&mut self, hint: Option<NodeId>) -> NodeId {
-        if let Some(h) = hint.filter(|h| self.node(*h).is_some()) {
+        if let Some(h) = hint.filter(|h| self.node(*h).is_some() && self.started(*h)) {
             return h;
         }
-        let alive = self.alive();
-        alive[self.rng.gen_range(0..alive.len())]
+        let mut up = self.up();
+        if up.is_empty() {
+            // Everyone started so far crashed: the request goes to a process not yet up.
+            up = self.alive();
+        }
+        up[self.rng.gen_range(0..up.len())]
     }
 
     /// Send the client's current command to a node; an immediate answer is handled at once.
@@ -277,6 +388,9 @@ impl Sim {
         cur.deadline = self.now + TIMEOUT;
         let cmd = cur.cmd.clone();
         let seq = cmd.id.seq;
+        if !self.started(target) {
+            return; // lost; the client times out and retries
+        }
         let node = self.nodes[(target.0 - 1) as usize]
             .as_mut()
             .expect("alive target");
@@ -337,8 +451,11 @@ impl Sim {
         if self.history.len() < after || self.inv.stopsign_idx().is_some() || !due {
             return;
         }
-        let alive = self.alive();
-        let target = alive[self.rng.gen_range(0..alive.len())];
+        let up = self.up();
+        if up.is_empty() {
+            return;
+        }
+        let target = up[self.rng.gen_range(0..up.len())];
         let ss = StopSign {
             next_config: 1,
             members: self.members.clone(),
@@ -496,6 +613,13 @@ impl Sim {
             checker_gave_up: false,
             sealed: self.inv.stopsign_idx().is_some(),
             failed: self.history.iter().filter(|r| r.ok == Some(false)).count(),
+            staggered: self.params.start_at.iter().any(|&s| s > 0),
+            skewed: self
+                .params
+                .tick_skew
+                .iter()
+                .any(|&(s, d)| s > 0.0 || d > 0.0),
+            quiet: self.params.fault_p == 0.0,
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct Totals {
     checker_gave_up: u64,
     sealed: u64,
     failed: u64,
+    staggered: u64,
+    skewed: u64,
+    quiet: u64,
 }
 
 impl Totals {
@@ -54,6 +57,9 @@ impl Totals {
         self.checker_gave_up += u64::from(o.checker_gave_up);
         self.sealed += u64::from(o.sealed);
         self.failed += o.failed as u64;
+        self.staggered += u64::from(o.staggered);
+        self.skewed += u64::from(o.skewed);
+        self.quiet += u64::from(o.quiet);
     }
 
     fn merge(&mut self, o: Totals) {
@@ -75,6 +81,9 @@ impl Totals {
         self.checker_gave_up += o.checker_gave_up;
         self.sealed += o.sealed;
         self.failed += o.failed;
+        self.staggered += o.staggered;
+        self.skewed += o.skewed;
+        self.quiet += o.quiet;
     }
 }
 
@@ -146,7 +155,8 @@ pub fn run_and_check(first: u64, count: u64, ops: usize, harsh: bool) {
     eprintln!(
         "sim{}: {} schedules ({} with 5 nodes) x {ops} ops in {secs:.1}s on {threads} threads; \
          ops {} (ok {}, unknown {}, no effect {}), sealed by StopSign {}, decided {}, ticks {}, msgs {} (dropped {}, duplicated {}), \
-         faults: cuts {} isolations {} splits {} heals {} crashes {}; checker timed out {}",
+         faults: cuts {} isolations {} splits {} heals {} crashes {}; staggered starts {}, tick skew {}, \
+         quiet {}; checker timed out {}",
         if harsh { " (harsh)" } else { "" },
         t.schedules,
         t.five_nodes,
@@ -165,6 +175,9 @@ pub fn run_and_check(first: u64, count: u64, ops: usize, harsh: bool) {
         t.splits,
         t.heals,
         t.crashes,
+        t.staggered,
+        t.skewed,
+        t.quiet,
         t.checker_gave_up
     );
     report_failures(&failures, ops, harsh);

@@ -14,5 +14,6 @@ pub mod overlay;
 pub mod perfect_link;
 pub mod replica;
 pub mod sequence_paxos;
+pub mod task;
 pub mod timer;
 pub mod wire;

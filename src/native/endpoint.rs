@@ -24,7 +24,8 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::frame::{check_sizes, ServerFrame};
-use super::tasks::{self, TaskGuard};
+use super::tasks;
+use kv_components::task::TaskGuard;
 
 /// How the endpoint serves clients.
 #[derive(Clone, Debug)]

@@ -9,48 +9,15 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use kameo::actor::WeakActorRef;
-use kameo::message::Message;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Semaphore;
-use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::endpoint::{Accepted, ClientEndpoint, Closed, ConnKey, Inbound};
 use super::frame::{ClientFrame, ServerCodec, ServerFrame};
-
-/// Aborts its task when dropped, so no task outlives its owner.
-#[derive(Debug)]
-pub(crate) struct TaskGuard(AbortHandle);
-
-impl TaskGuard {
-    /// Spawns `task` on the current runtime, owned by the returned guard.
-    pub(crate) fn spawn<F>(task: F) -> Self
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        TaskGuard(tokio::spawn(task).abort_handle())
-    }
-}
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Hands `msg` to the endpoint if it is still alive; false once it has stopped.
-fn tell<M>(endpoint: &WeakActorRef<ClientEndpoint>, msg: M) -> bool
-where
-    M: Send + 'static,
-    ClientEndpoint: Message<M>,
-{
-    match endpoint.upgrade() {
-        Some(endpoint) => endpoint.tell(msg).try_send().is_ok(),
-        None => false,
-    }
-}
+use kv_components::task::{tell_weak as tell, TaskGuard};
 
 /// Accepts connections while a permit is free, so at most `limit` clients are served at once;
 /// the permit travels with the connection and is returned when it closes.

@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use kameo::actor::WeakActorRef;
-use kameo::message::Message;
 use kv_ports::ids::NodeId;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::config::LinkConfig;
@@ -23,43 +21,12 @@ use super::events::{Accepted, Closed, Dialed, Inbound, Tick};
 use super::frame::{Frame, FrameCodec, FrameError};
 use super::state::ConnKey;
 use super::PerfectLink;
+use crate::task::{tell_weak as tell, TaskGuard};
 
 /// Most frames handed to the actor in one message, or written before one flush.
 const BATCH: usize = 1024;
 /// Bytes buffered by a writer before it pushes them to the socket without waiting for a flush.
 const WRITE_BUFFER: usize = 256 * 1024;
-
-/// Aborts its task when dropped, so a task never outlives its owner.
-#[derive(Debug)]
-pub struct TaskGuard(AbortHandle);
-
-impl TaskGuard {
-    /// Spawns `task` on the current runtime, owned by the returned guard.
-    pub fn spawn<F>(task: F) -> Self
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        TaskGuard(tokio::spawn(task).abort_handle())
-    }
-}
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Hands `msg` to the link if it is still alive; false once it has stopped.
-fn tell<M>(link: &WeakActorRef<PerfectLink>, msg: M) -> bool
-where
-    M: Send + 'static,
-    PerfectLink: Message<M>,
-{
-    match link.upgrade() {
-        Some(link) => link.tell(msg).try_send().is_ok(),
-        None => false,
-    }
-}
 
 /// Accepts inbound connections forever, handing each socket to the link.
 pub fn listen(listener: TcpListener, link: WeakActorRef<PerfectLink>) -> TaskGuard {

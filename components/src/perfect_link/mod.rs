@@ -66,8 +66,8 @@ use kv_ports::port::{ConnectionId, ProvidedPort, Req};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+use crate::task::TaskGuard;
 pub use config::LinkConfig;
-use connection::TaskGuard;
 use frame::{Frame, Hello, Token, DATA_OVERHEAD};
 use state::{Conn, ConnKey, Peer};
 

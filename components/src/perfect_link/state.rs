@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use kv_ports::ids::NodeId;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::connection::TaskGuard;
 use super::frame::{Frame, Token};
 use super::session::Session;
+use crate::task::TaskGuard;
 
 /// Names one socket of this link (never reused), so late events of a closed socket are ignored.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

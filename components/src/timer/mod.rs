@@ -15,8 +15,9 @@ use kameo::message::{Context, Message};
 use kameo::Actor;
 use kv_ports::port::{ConnectionId, ProvidedPort, Req};
 use kv_ports::timer::{Timeout, TimerId, TimerPort, TimerRequest};
-use tokio::task::AbortHandle;
 use tokio::time::{interval_at, sleep, Instant, MissedTickBehavior};
+
+use crate::task::{tell_weak, TaskGuard};
 
 /// Provides timeouts to the components of one node.
 pub struct Timer {
@@ -29,16 +30,11 @@ pub struct Timer {
 /// Timer ids are chosen by requirers, so they are unique only per connection.
 type Key = (ConnectionId, TimerId);
 
+/// A scheduled timeout; dropping it (on cancel or replacement) aborts its task.
 struct Scheduled {
     generation: u64,
     periodic: bool,
-    task: AbortHandle,
-}
-
-impl Drop for Scheduled {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: TaskGuard,
 }
 
 /// A scheduled timeout's task reporting that it fired.
@@ -110,14 +106,14 @@ impl Timer {
         let generation = self.next_generation;
         let me = self.me.clone();
         let task = if periodic {
-            tokio::spawn(tick_every(me, key, generation, period))
+            TaskGuard::spawn(tick_every(me, key, generation, period))
         } else {
-            tokio::spawn(fire_once(me, key, generation, period))
+            TaskGuard::spawn(fire_once(me, key, generation, period))
         };
         let scheduled = Scheduled {
             generation,
             periodic,
-            task: task.abort_handle(),
+            _task: task,
         };
         // Replacing an entry drops the old one, which aborts its task.
         self.scheduled.insert(key, scheduled);
@@ -142,10 +138,7 @@ async fn tick_every(me: WeakActorRef<Timer>, key: Key, generation: u64, every: D
 
 /// Tells the timer a timeout fired; false once the timer has stopped.
 fn report(me: &WeakActorRef<Timer>, key: Key, generation: u64) -> bool {
-    match me.upgrade() {
-        Some(timer) => timer.tell(Fired { key, generation }).try_send().is_ok(),
-        None => false,
-    }
+    tell_weak(me, Fired { key, generation })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod group;
 pub mod memory_link;
 pub mod overlay;
 pub mod perfect_link;
+pub mod quorum;
 pub mod replica;
 pub mod sequence_paxos;
 pub mod task;

@@ -79,13 +79,8 @@ impl Ble {
     /// A fresh instance in round 0 with ballot `(1, priority, pid)` and no leader.
     pub fn new(cfg: BleConfig) -> Self {
         assert!(cfg.members.contains(&cfg.pid) && cfg.round_ticks > 0);
-        let peers = cfg
-            .members
-            .iter()
-            .copied()
-            .filter(|p| *p != cfg.pid)
-            .collect();
-        let majority = cfg.members.len() / 2 + 1;
+        let peers = crate::quorum::peers(&cfg.members, cfg.pid);
+        let majority = crate::quorum::majority(cfg.members.len());
         let current = Ballot::new(1, cfg.priority, cfg.pid);
         Ble {
             cfg,

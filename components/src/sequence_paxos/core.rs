@@ -158,13 +158,8 @@ impl<T: Clone> SequencePaxos<T> {
             "a replica is a member of its configuration"
         );
         assert!(cfg.resend_ticks > 0 && cfg.max_resend > 0);
-        let peers = cfg
-            .members
-            .iter()
-            .copied()
-            .filter(|p| *p != cfg.pid)
-            .collect();
-        let majority = cfg.members.len() / 2 + 1;
+        let peers = crate::quorum::peers(&cfg.members, cfg.pid);
+        let majority = crate::quorum::majority(cfg.members.len());
         SequencePaxos {
             cfg,
             peers,

@@ -116,6 +116,20 @@ impl<P: Port> RequiredPort<P> {
         !self.providers.is_empty()
     }
 
+    /// Sends a request to the one provider behind `to` (a requirer connected to several
+    /// providers of the same port, such as the overlay to each local group's replica, picks
+    /// one per request); false if that provider is gone or was never connected.
+    pub fn trigger_on(&mut self, to: ConnectionId, event: P::Request) -> bool {
+        let Some(pos) = self.providers.iter().position(|(id, _)| *id == to) else {
+            return false;
+        };
+        if deliver(&self.providers[pos].1, Req::<P> { from: to, event }) {
+            return true;
+        }
+        self.providers.swap_remove(pos);
+        false
+    }
+
     /// Whether any provider is connected.
     pub fn is_connected(&self) -> bool {
         !self.providers.is_empty()

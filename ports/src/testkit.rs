@@ -51,6 +51,18 @@ impl<P: Port> Message<Trigger<P::Request>> for Probe<P> {
     }
 }
 
+/// Ask a [`Probe`] to trigger a request on one of its connections only; answers whether that
+/// provider took it.
+pub struct TriggerOn<R>(pub ConnectionId, pub R);
+
+impl<P: Port> Message<TriggerOn<P::Request>> for Probe<P> {
+    type Reply = bool;
+
+    async fn handle(&mut self, t: TriggerOn<P::Request>, _: &mut Context<Self, bool>) -> bool {
+        self.port.trigger_on(t.0, t.1)
+    }
+}
+
 impl<P: Port> Message<Wire<Probe<P>>> for Probe<P> {
     type Reply = ();
 

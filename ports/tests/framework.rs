@@ -8,7 +8,7 @@ use kameo::Actor;
 use kv_ports::component::{connect, spawn};
 use kv_ports::port::Port;
 use kv_ports::supervisor::{spawn_child, start_supervisor, CountChildren};
-use kv_ports::testkit::{fake_provider, probe, FakeProvider, Indicate, Probe, Trigger};
+use kv_ports::testkit::{fake_provider, probe, FakeProvider, Indicate, Probe, Trigger, TriggerOn};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
 
@@ -55,6 +55,30 @@ async fn requests_reach_the_provider_and_answers_only_the_asker() {
         .unwrap();
     assert_eq!(next(&mut alice_sees).await, "for alice");
     nothing_more(&mut bob_sees).await;
+}
+
+#[tokio::test]
+async fn a_requirer_of_several_providers_can_pick_one() {
+    let (first, mut first_sees) = fake_provider::<Echo>();
+    let (second, mut second_sees) = fake_provider::<Echo>();
+    let (requirer, _) = probe::<Echo, _>(&first).await.unwrap();
+    let to_second = connect::<Echo, _, _>(&second, &requirer).await.unwrap();
+
+    let picked = TriggerOn(to_second, "only second".to_string());
+    assert!(requirer.ask(picked).await.unwrap());
+    assert_eq!(
+        next(&mut second_sees).await,
+        (to_second, "only second".to_string())
+    );
+    nothing_more(&mut first_sees).await;
+
+    second.stop_gracefully().await.unwrap();
+    second.wait_for_shutdown().await;
+    let gone = TriggerOn(to_second, "nobody".to_string());
+    assert!(
+        !requirer.ask(gone).await.unwrap(),
+        "a stopped provider takes nothing"
+    );
 }
 
 #[tokio::test]

@@ -11,19 +11,22 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use kameo::actor::{ActorRef, WeakActorRef};
 use kameo::error::ActorStopReason;
 use kameo::message::{Context, Message};
 use kameo::Actor;
 use kv_ports::component::Requires;
-use kv_ports::ids::ClientId;
+use kv_ports::ids::{ClientId, NodeId};
 use kv_ports::kv::{KvCommand, KvError, KvPort, KvReply};
+use kv_ports::membership::{Epoch, SlotMap};
 use kv_ports::port::{Ind, RequiredPort};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::frame::{check_sizes, ServerFrame};
+use super::status::{NodeStatus, StatusReport};
 use super::tasks;
 use kv_components::task::TaskGuard;
 
@@ -57,6 +60,39 @@ pub struct EndpointArgs {
     pub listener: TcpListener,
     /// Tuning.
     pub config: EndpointConfig,
+    /// Answers map and status questions about the node.
+    pub view: Arc<dyn NodeView>,
+}
+
+/// What the endpoint answers about the node itself, outside the `KvPort`: the slot map it
+/// routes by and its status. Both are read by connection tasks, never by the endpoint actor,
+/// so a slow status query cannot hold up commands.
+pub trait NodeView: Send + Sync + 'static {
+    /// The node's map, if it is newer than `have`.
+    fn map(&self, have: Epoch) -> Option<SlotMap>;
+    /// The node's status.
+    fn status(&self) -> BoxFuture<'static, StatusReport>;
+}
+
+/// The view of an endpoint serving one group without a slot map (tests, single-group
+/// set-ups): no map, and a status naming no groups.
+pub struct NoMapView;
+
+impl NodeView for NoMapView {
+    fn map(&self, _: Epoch) -> Option<SlotMap> {
+        None
+    }
+
+    fn status(&self) -> BoxFuture<'static, StatusReport> {
+        Box::pin(async {
+            StatusReport::Node(NodeStatus {
+                id: NodeId(0),
+                epoch: Epoch(0),
+                groups: Vec::new(),
+                suspected: Vec::new(),
+            })
+        })
+    }
 }
 
 /// Names one client connection within an endpoint.
@@ -77,6 +113,7 @@ pub struct ClientEndpoint {
     /// Each client's outstanding command: its seq and the connection waiting for it.
     waiting: HashMap<ClientId, (u64, ConnKey)>,
     next_key: u64,
+    view: Arc<dyn NodeView>,
     myself: WeakActorRef<ClientEndpoint>,
     _listener: TaskGuard,
 }
@@ -89,10 +126,23 @@ impl ClientEndpoint {
         listen: SocketAddr,
         config: EndpointConfig,
     ) -> Result<(ActorRef<ClientEndpoint>, SocketAddr), EndpointError> {
+        Self::start_with_view(listen, config, Arc::new(NoMapView)).await
+    }
+
+    /// [`start`](Self::start), answering map and status questions from `view`.
+    pub async fn start_with_view(
+        listen: SocketAddr,
+        config: EndpointConfig,
+        view: Arc<dyn NodeView>,
+    ) -> Result<(ActorRef<ClientEndpoint>, SocketAddr), EndpointError> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let endpoint =
-            kv_ports::component::spawn::<ClientEndpoint>(EndpointArgs { listener, config });
+        let args = EndpointArgs {
+            listener,
+            config,
+            view,
+        };
+        let endpoint = kv_ports::component::spawn::<ClientEndpoint>(args);
         Ok((endpoint, addr))
     }
 }
@@ -110,6 +160,7 @@ impl Actor for ClientEndpoint {
             conns: HashMap::new(),
             waiting: HashMap::new(),
             next_key: 0,
+            view: args.view,
             _listener: tasks::listen(args.listener, limit, myself.clone()),
             myself,
         })
@@ -163,7 +214,13 @@ impl Message<Accepted> for ClientEndpoint {
         let (reader, writer) = msg.stream.into_split();
         let (out, queue) = mpsc::unbounded_channel();
         let tasks = [
-            tasks::read(reader, key, out.clone(), self.myself.clone()),
+            tasks::read(
+                reader,
+                key,
+                out.clone(),
+                self.myself.clone(),
+                self.view.clone(),
+            ),
             tasks::write(writer, key, queue, self.myself.clone()),
         ];
         let conn = Conn {

@@ -9,19 +9,40 @@ use std::marker::PhantomData;
 
 use bytes::{Bytes, BytesMut};
 use kv_ports::kv::{KvCommand, KvError, KvOp, KvResult, RequestId, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use kv_ports::membership::{Epoch, NodeInfo, SlotMap};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use super::status::StatusReport;
 
 /// The largest frame either side accepts: a CAS carries a key and two values, plus room for
 /// ids and encoding overhead. Anything larger cannot be a valid command.
 pub const MAX_FRAME_BYTES: usize = MAX_KEY_BYTES + 2 * MAX_VALUE_BYTES + 64 * 1024;
 
-/// What a client sends to a node.
+/// What a client (or a data node, to the coordinator) sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientFrame {
     /// Execute a command; a retry reuses the command's id so it takes effect at most once.
     Request(KvCommand),
+    /// Send the slot map if it is newer than `have` (answered with [`ServerFrame::Map`]).
+    /// Nodes answer from the map they route by, the coordinator from the one it publishes.
+    GetMap {
+        /// The epoch the asker holds (`Epoch(0)`: none).
+        have: Epoch,
+    },
+    /// Describe yourself (answered with [`ServerFrame::Status`]).
+    GetStatus,
+    /// A data node checks in with the coordinator: the first frame of a node's session. The
+    /// coordinator answers with the map once formed and pushes every later map on the same
+    /// connection. `map` is the map the node holds, re-reported to a coordinator that restarted
+    /// and lost its own.
+    CheckIn {
+        /// Who the node is and where it listens.
+        node: NodeInfo,
+        /// The newest map the node holds, if any.
+        map: Option<SlotMap>,
+    },
 }
 
 /// What a node sends back to a client.
@@ -47,6 +68,11 @@ pub enum ServerFrame {
         /// What was wrong, for the client's logs.
         message: String,
     },
+    /// The slot map (answer to [`ClientFrame::GetMap`], or pushed by the coordinator to a
+    /// checked-in node); `None` when the asker's map is current or none is formed yet.
+    Map(Option<SlotMap>),
+    /// The answer to [`ClientFrame::GetStatus`].
+    Status(StatusReport),
 }
 
 /// Why a frame could not be read or written.

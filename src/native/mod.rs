@@ -7,7 +7,11 @@
 
 mod endpoint;
 pub mod frame;
+pub mod status;
 mod tasks;
 
-pub use endpoint::{ClientEndpoint, ConnKey, EndpointArgs, EndpointConfig, EndpointError};
+pub use endpoint::{
+    ClientEndpoint, ConnKey, EndpointArgs, EndpointConfig, EndpointError, NoMapView, NodeView,
+};
 pub use frame::{ClientCodec, ClientFrame, ServerCodec, ServerFrame};
+pub use status::{CoordinatorStatus, MemberStatus, NodeStatus, StatusReport};

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use super::endpoint::{Accepted, ClientEndpoint, Closed, ConnKey, Inbound};
+use super::endpoint::{Accepted, ClientEndpoint, Closed, ConnKey, Inbound, NodeView};
 use super::frame::{ClientFrame, ServerCodec, ServerFrame};
 use kv_components::task::{tell_weak as tell, TaskGuard};
 
@@ -53,7 +53,8 @@ pub(crate) fn listen(
     })
 }
 
-/// Decodes requests and hands them to the endpoint. An undecodable frame is answered with
+/// Decodes requests and hands them to the endpoint; map and status questions are answered
+/// here from the node's view, without the endpoint. An undecodable frame is answered with
 /// [`ServerFrame::Error`] (the writer then closes the connection); end of stream reports
 /// [`Closed`].
 pub(crate) fn read(
@@ -61,6 +62,7 @@ pub(crate) fn read(
     conn: ConnKey,
     out: UnboundedSender<ServerFrame>,
     endpoint: WeakActorRef<ClientEndpoint>,
+    view: Arc<dyn NodeView>,
 ) -> TaskGuard {
     TaskGuard::spawn(async move {
         let mut frames = FramedRead::new(half, ServerCodec::default());
@@ -70,6 +72,21 @@ pub(crate) fn read(
                     if !tell(&endpoint, Inbound { conn, cmd }) {
                         return;
                     }
+                }
+                Ok(ClientFrame::GetMap { have }) => {
+                    if out.send(ServerFrame::Map(view.map(have))).is_err() {
+                        return;
+                    }
+                }
+                Ok(ClientFrame::GetStatus) => {
+                    if out.send(ServerFrame::Status(view.status().await)).is_err() {
+                        return;
+                    }
+                }
+                Ok(ClientFrame::CheckIn { .. }) => {
+                    let message = "this is a data node, not the coordinator".to_owned();
+                    let _ = out.send(ServerFrame::Error { message });
+                    return;
                 }
                 Err(e) => {
                     tracing::warn!(?conn, error = %e, "closing client connection: bad frame");

@@ -1,0 +1,57 @@
+//! What a node or the coordinator says about itself when asked ([`ClientFrame::GetStatus`]).
+//!
+//! A node reports only what it knows first-hand (its map's epoch, the leader its own group
+//! members see, the nodes its failure detector suspects); the client library asks every node
+//! and assembles the cluster view the REPL's `status` prints.
+//!
+//! [`ClientFrame::GetStatus`]: super::frame::ClientFrame::GetStatus
+
+use kv_ports::ids::{GroupId, NodeId};
+use kv_ports::membership::Epoch;
+use serde::{Deserialize, Serialize};
+
+/// The answer to a status request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatusReport {
+    /// From a data node.
+    Node(NodeStatus),
+    /// From the bootstrap coordinator.
+    Coordinator(CoordinatorStatus),
+}
+
+/// One data node's own view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node.
+    pub id: NodeId,
+    /// The epoch of the map it routes by (0: none yet).
+    pub epoch: Epoch,
+    /// The groups it is a member of, as its own components see them.
+    pub groups: Vec<MemberStatus>,
+    /// Nodes its failure detector suspects now.
+    pub suspected: Vec<NodeId>,
+}
+
+/// One group as seen by one of its members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// The group.
+    pub group: GroupId,
+    /// The leader this member follows, if it knows one.
+    pub leader: Option<NodeId>,
+    /// Log entries decided here.
+    pub decided: u64,
+}
+
+/// The coordinator's view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoordinatorStatus {
+    /// The published epoch (0 before formation).
+    pub epoch: Epoch,
+    /// Check-ins still needed before the cluster forms (0 once formed).
+    pub waiting_for: u32,
+    /// Nodes checked in now (connected sessions).
+    pub connected: Vec<NodeId>,
+    /// Nodes suspected, not yet declared failed.
+    pub suspected: Vec<NodeId>,
+}

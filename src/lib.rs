@@ -8,7 +8,10 @@
 pub mod bench;
 pub mod checker;
 pub mod client;
+pub mod coordinator;
+pub mod gateway;
 pub mod native;
+pub mod node;
 pub mod repl;
 pub mod resp;
 pub mod service;

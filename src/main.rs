@@ -1,6 +1,7 @@
 //! The `kv` command line.
 
 mod cli;
+mod cmd;
 
 use std::process::ExitCode;
 
@@ -10,12 +11,24 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match (cli.command, cli.config_path) {
-        (Some(Command::Check(args)), _) => kv::checker::cli::run(&args),
-        (Some(other), _) => not_built(other.name()),
-        (None, Some(_)) => not_built("--config_path (seed 002 start-up)"),
+    let command = match (cli.command, cli.config_path) {
+        (Some(command), _) => command,
+        (None, Some(_)) => return not_built("--config_path (seed 002 start-up)"),
         // clap's arg_required_else_help answers a bare `kv` before we get here.
-        (None, None) => not_built("(no command)"),
+        (None, None) => return not_built("(no command)"),
+    };
+    if let Command::Check(args) = &command {
+        return kv::checker::cli::run(args);
+    }
+    let servers = matches!(command, Command::Bootstrap(_) | Command::Node(_));
+    cmd::init_logging(if servers { "info" } else { "warn" });
+    match command {
+        Command::Local(args) => cmd::run_async(cmd::local::run(args)),
+        Command::Bootstrap(args) => cmd::run_async(cmd::bootstrap::run(args)),
+        Command::Node(args) => cmd::run_async(cmd::node::run(args)),
+        Command::Repl(args) => cmd::run_async(cmd::repl::run(args)),
+        Command::Bench(args) => cmd::run_async(cmd::bench::run(args)),
+        other => not_built(other.name()),
     }
 }
 

@@ -97,6 +97,11 @@ impl Router {
         })
     }
 
+    /// The leader cached for `group`, if any (a guess: see [`LeaderCache`]).
+    pub fn leader(&self, group: GroupId) -> Option<NodeId> {
+        self.leaders.leader(group)
+    }
+
     /// `node` leads `group` (a `Leader` indication, or it answered a request for the group).
     pub fn on_leader(&mut self, group: GroupId, node: NodeId) {
         self.leaders.learn(group, node);
@@ -223,6 +228,17 @@ mod tests {
         );
         r.on_not_leader(GroupId(1), None);
         assert_eq!(r.route_slot(Slot(1000)).unwrap().target, NodeId(3));
+    }
+
+    #[test]
+    fn the_cached_leader_is_visible() {
+        let mut r = Router::new(2);
+        r.install(map(1, [3, 4]));
+        assert_eq!(r.leader(GroupId(1)), None);
+        r.on_leader(GroupId(1), NodeId(4));
+        assert_eq!(r.leader(GroupId(1)), Some(NodeId(4)));
+        r.on_not_leader(GroupId(1), None);
+        assert_eq!(r.leader(GroupId(1)), None);
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The overlay: key → slot → group → leader routing over the latest slot map. The logic is the
-//! pure [`core::Router`]; the actor shell (forwarding over the link, map refresh) comes later.
+//! pure [`core::Router`]; [`component::Overlay`] is its actor shell, which serves the node's
+//! front ends by handing commands to a local replica or forwarding them to the node that runs
+//! the key's group.
 
+pub mod component;
 pub mod core;
 pub mod leaders;
+mod wire;

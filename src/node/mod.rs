@@ -1,0 +1,247 @@
+//! A data node: one process's tree of components, wired as the slot map says.
+//!
+//! ```text
+//!  clients ─ native ─ ClientEndpoint ─┐          ┌─ Replica ─ Paxos ─ BLE   (one stack per
+//!  redis   ─ RESP ─── Gateway ────────┼─ Overlay ┤                          group this node
+//!                                     │ (router) └─ Replica ─ Paxos ─ BLE    is a member of)
+//!                                     │      │                 │      │
+//!  coordinator ─ session ─ map watch ─┘   PerfectLink (Network) ─ EPFD ─ Membership, Timer
+//! ```
+//!
+//! The node starts with no groups: it checks in with the coordinator, and each map it receives
+//! (see [`groups`]) adds the peers to the link, installs the map in the router and starts a
+//! group member for every group the node has joined. Every node, standbys included, serves
+//! every key: the router forwards to the owning group's leader over the link.
+
+mod groups;
+mod membership;
+mod view;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kameo::actor::ActorRef;
+use kv_components::epfd::core::EpfdConfig;
+use kv_components::epfd::Epfd;
+use kv_components::overlay::component::{Overlay, OverlayArgs};
+use kv_components::perfect_link::{LinkConfig, LinkError, PerfectLink};
+use kv_components::task::TaskGuard;
+use kv_components::timer::Timer;
+use kv_ports::component::{connect, ConnectError, Start};
+use kv_ports::fd::FailureDetectorPort;
+use kv_ports::ids::NodeId;
+use kv_ports::kv::KvPort;
+use kv_ports::membership::{NodeInfo, SlotMap};
+use kv_ports::network::NetworkPort;
+use kv_ports::supervisor::{spawn_child, start_supervisor, Supervisor};
+use kv_ports::timer::TimerPort;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use self::groups::{LocalGroups, Wiring};
+use self::membership::{Membership, SuspectSet};
+use self::view::LocalView;
+use crate::gateway::{Gateway, GatewayConfig};
+use crate::native::{ClientEndpoint, EndpointConfig, EndpointError};
+use crate::resp::{self, Dialect};
+
+/// Where a node listens and whom it reports to.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The native client endpoint (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The bootstrap coordinator.
+    pub bootstrap: SocketAddr,
+    /// The RESP endpoint, if any.
+    pub resp: Option<SocketAddr>,
+    /// The HTTP endpoint, if any (advertised in the map; served by the HTTP front end).
+    pub http: Option<SocketAddr>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The perfect link could not bind.
+    #[error("node-to-node link: {0}")]
+    Link(#[from] LinkError),
+    /// The native endpoint could not bind.
+    #[error("client endpoint: {0}")]
+    Endpoint(#[from] EndpointError),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A component stopped while being wired.
+    #[error("wiring: {0}")]
+    Wiring(#[from] ConnectError),
+}
+
+/// A running node. Dropping it does not stop the components; call [`Node::stop`].
+pub struct Node {
+    /// This node's id (random per process: a restarted process is a new node).
+    pub id: NodeId,
+    /// Its addresses as published in the slot map.
+    pub info: NodeInfo,
+    supervisor: ActorRef<Supervisor>,
+    link: ActorRef<PerfectLink>,
+    endpoint: ActorRef<ClientEndpoint>,
+    gateway: ActorRef<Gateway>,
+    _tasks: Vec<TaskGuard>,
+}
+
+impl Node {
+    /// Binds every endpoint, wires the components and checks in with the coordinator. Returns
+    /// once the node serves (requests before the first map are answered `NotLeader`, which
+    /// clients retry).
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let id = NodeId(fresh_id());
+        let supervisor = start_supervisor(format!("node {id}"));
+        let link_listen = SocketAddr::new(config.listen.ip(), 0);
+        let (link, link_addr) = PerfectLink::start(id, link_listen, LinkConfig::default()).await?;
+        let timer = spawn_child::<Timer>(&supervisor, ()).await;
+
+        let suspects = SuspectSet::default();
+        let groups = LocalGroups::default();
+        let membership = spawn_child::<Membership>(&supervisor, (id, suspects.clone())).await;
+        let epfd = spawn_child::<Epfd>(&supervisor, EpfdConfig::default()).await;
+        connect::<NetworkPort, _, _>(&link, &epfd).await?;
+        connect::<TimerPort, _, _>(&timer, &epfd).await?;
+        connect::<FailureDetectorPort, _, _>(&epfd, &membership).await?;
+        connect::<NetworkPort, _, _>(&link, &membership).await?;
+
+        let overlay = spawn_child::<Overlay>(
+            &supervisor,
+            OverlayArgs {
+                me: id,
+                replication: 0,
+            },
+        )
+        .await;
+        connect::<NetworkPort, _, _>(&link, &overlay).await?;
+
+        let (maps_tx, maps) = watch::channel(SlotMap::empty(0));
+        let view = LocalView {
+            me: id,
+            maps: maps.clone(),
+            groups: groups.clone(),
+            suspects,
+        };
+        let (endpoint, client_addr) = ClientEndpoint::start_with_view(
+            config.listen,
+            EndpointConfig::default(),
+            Arc::new(view),
+        )
+        .await?;
+        connect::<KvPort, _, _>(&overlay, &endpoint).await?;
+        let (gateway, service) = Gateway::start(GatewayConfig::default());
+        connect::<KvPort, _, _>(&overlay, &gateway).await?;
+
+        for started in [epfd.tell(Start).await, overlay.tell(Start).await] {
+            started.map_err(|_| ConnectError::Stopped {
+                port: "Start",
+                component: "node",
+            })?;
+        }
+
+        let mut tasks = Vec::new();
+        let resp_addr = match config.resp {
+            Some(addr) => {
+                let listener = bind(addr).await?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| NodeError::Listen { addr, source })?;
+                tasks.push(TaskGuard::spawn(async move {
+                    let forever = std::future::pending::<()>();
+                    if let Err(e) = resp::serve(listener, service, Dialect::Redis, forever).await {
+                        tracing::error!(error = %e, "RESP server failed");
+                    }
+                }));
+                Some(bound)
+            }
+            None => None,
+        };
+        let info = NodeInfo {
+            id,
+            link: link_addr,
+            client: client_addr,
+            resp: resp_addr,
+            http: config.http,
+        };
+        let wiring = Wiring {
+            me: id,
+            supervisor: supervisor.clone(),
+            link: link.clone(),
+            timer,
+            overlay,
+            membership,
+            groups,
+        };
+        tasks.push(groups::follow(wiring, maps));
+        tasks.push(crate::coordinator::start_session(
+            config.bootstrap,
+            info.clone(),
+            maps_tx,
+        ));
+        tracing::info!(node = %id, native = %client_addr, link = %link_addr, resp = ?resp_addr, "node started");
+        Ok(Node {
+            id,
+            info,
+            supervisor,
+            link,
+            endpoint,
+            gateway,
+            _tasks: tasks,
+        })
+    }
+
+    /// Resolves when the node's supervisor stops (a component failed, or [`Node::stop`]).
+    pub async fn stopped(&self) {
+        self.supervisor.wait_for_shutdown().await;
+    }
+
+    /// Stops every component and closes every socket.
+    pub async fn stop(self) {
+        let Node {
+            supervisor,
+            link,
+            endpoint,
+            gateway,
+            _tasks,
+            ..
+        } = self;
+        drop(_tasks);
+        for stopping in [
+            endpoint.stop_gracefully().await,
+            gateway.stop_gracefully().await,
+        ] {
+            let _ = stopping;
+        }
+        endpoint.wait_for_shutdown().await;
+        gateway.wait_for_shutdown().await;
+        let _ = supervisor.stop_gracefully().await;
+        supervisor.wait_for_shutdown().await;
+        let _ = link.stop_gracefully().await;
+        link.wait_for_shutdown().await;
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Listen { addr, source })
+}
+
+/// A random non-zero id: node ids only need to be unique, and a process that restarts must
+/// not reuse its old one (it forgot its promises).
+fn fresh_id() -> u64 {
+    loop {
+        let id = uuid::Uuid::new_v4().as_u64_pair().0;
+        if id != 0 {
+            return id;
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Real clusters for integration tests: the built `kv` binary started as a coordinator and
+//! data nodes on loopback ports that were free a moment ago. Every process is killed when
+//! the [`Cluster`] is dropped, also when the test fails; a failing test prints the tail of
+//! every process's log.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use kv::client::{Client, ClientConfig, ClusterStatus};
+
+/// How long a cluster may take to form and elect its leaders.
+pub const FORM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One child process, killed (SIGKILL) if still running when dropped.
+struct Proc {
+    name: String,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[String], dir: &Path) -> Proc {
+        let log = dir.join(format!("{}.log", name.replace(' ', "-")));
+        let file = File::create(&log).expect("create log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kv"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start kv");
+        Proc {
+            name: name.to_owned(),
+            log,
+            child,
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A data node process and its endpoints.
+pub struct NodeProc {
+    /// The native endpoint.
+    pub native: SocketAddr,
+    /// The RESP endpoint.
+    pub resp: SocketAddr,
+    proc: Option<Proc>,
+}
+
+impl NodeProc {
+    /// Whether the process has been killed by the test.
+    pub fn is_killed(&self) -> bool {
+        self.proc.is_none()
+    }
+}
+
+/// A coordinator and data nodes; see the module documentation.
+pub struct Cluster {
+    /// The coordinator's address.
+    pub coordinator: SocketAddr,
+    /// The data nodes, in start order.
+    pub nodes: Vec<NodeProc>,
+    coordinator_proc: Proc,
+    dir: PathBuf,
+    dead: Vec<Proc>,
+}
+
+/// The next port to probe. Ports are taken below Linux's ephemeral range (32768 and up), so
+/// the ports the nodes' links bind with port 0 can never take one a test has planned for a
+/// node; a per-process start spreads concurrent test processes apart.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+const FIRST_PORT: u16 = 12_000;
+const LAST_PORT: u16 = 32_000;
+
+/// `n` loopback addresses whose ports were free when probed (a port another program grabs in
+/// between shows as a bind error in that process's log).
+pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let span = LAST_PORT - FIRST_PORT;
+    let start = FIRST_PORT + (std::process::id() % u32::from(span)) as u16;
+    let _ = NEXT_PORT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
+    let mut found = Vec::with_capacity(n);
+    for _ in 0..span {
+        let port = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        let port = FIRST_PORT + (port - FIRST_PORT) % span;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(addr).is_ok() {
+            found.push(addr);
+            if found.len() == n {
+                return found;
+            }
+        }
+    }
+    panic!("fewer than {n} free ports between {FIRST_PORT} and {LAST_PORT}");
+}
+
+impl Cluster {
+    /// Starts a coordinator for `replication` waiting for `nodes` nodes, and the nodes.
+    pub fn start(name: &str, nodes: usize, replication: u32) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("kv-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create log dir");
+        let addrs = free_addrs(1 + 2 * nodes);
+        let coordinator = addrs[0];
+        let coordinator_proc = Proc::spawn(
+            "coordinator",
+            &[
+                "bootstrap".into(),
+                "--listen".into(),
+                coordinator.to_string(),
+                "--replication".into(),
+                replication.to_string(),
+                "--min-nodes".into(),
+                nodes.to_string(),
+            ],
+            &dir,
+        );
+        let nodes = (0..nodes)
+            .map(|i| {
+                let (native, resp) = (addrs[1 + 2 * i], addrs[2 + 2 * i]);
+                let args = [
+                    "node".into(),
+                    "--listen".into(),
+                    native.to_string(),
+                    "--bootstrap".into(),
+                    coordinator.to_string(),
+                    "--resp".into(),
+                    resp.to_string(),
+                ];
+                NodeProc {
+                    native,
+                    resp,
+                    proc: Some(Proc::spawn(&format!("node {}", i + 1), &args, &dir)),
+                }
+            })
+            .collect();
+        Cluster {
+            coordinator,
+            nodes,
+            coordinator_proc,
+            dir,
+            dead: Vec::new(),
+        }
+    }
+
+    /// Native addresses of the nodes still running, then the coordinator's.
+    pub fn seeds(&self) -> Vec<SocketAddr> {
+        let mut seeds: Vec<SocketAddr> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.is_killed())
+            .map(|n| n.native)
+            .collect();
+        seeds.push(self.coordinator);
+        seeds
+    }
+
+    /// A client session on the cluster.
+    pub fn client(&self) -> Client {
+        Client::connect(self.seeds(), ClientConfig::default()).expect("seeds given")
+    }
+
+    /// Waits until every group has a leader (among live nodes); returns that status.
+    pub async fn wait_until_led(&self) -> ClusterStatus {
+        let client = self.client();
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            if let Ok(status) = client.cluster_status().await {
+                if status.all_groups_led() {
+                    return status;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leader in every group within {FORM_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `kill -9` of the node whose native endpoint is `native`.
+    pub fn kill(&mut self, native: SocketAddr) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.native == native)
+            .expect("a node of this cluster");
+        let mut proc = node.proc.take().expect("node still running");
+        proc.kill();
+        self.dead.push(proc);
+    }
+
+    /// `kill -9` of the coordinator, then a new one on the same address.
+    pub fn restart_coordinator(&mut self, replication: u32, min_nodes: usize) {
+        self.coordinator_proc.kill();
+        let args = [
+            "bootstrap".into(),
+            "--listen".into(),
+            self.coordinator.to_string(),
+            "--replication".into(),
+            replication.to_string(),
+            "--min-nodes".into(),
+            min_nodes.to_string(),
+        ];
+        let fresh = Proc::spawn("coordinator-2", &args, &self.dir);
+        let old = std::mem::replace(&mut self.coordinator_proc, fresh);
+        self.dead.push(old);
+    }
+
+    /// The directory holding every process's log.
+    pub fn log_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut logs: Vec<&Proc> = vec![&self.coordinator_proc];
+            logs.extend(self.nodes.iter().filter_map(|n| n.proc.as_ref()));
+            logs.extend(self.dead.iter());
+            for p in logs {
+                let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                eprintln!("---- {} ({}) last lines ----", p.name, p.log.display());
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}

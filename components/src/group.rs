@@ -24,7 +24,7 @@ use kv_ports::timer::TimerPort;
 
 use crate::ble::component::{LeaderElection, LeaderElectionArgs};
 use crate::ble::BleConfig;
-use crate::replica::component::ReplicaComponent;
+use crate::replica::component::{ReplicaArgs, ReplicaComponent};
 use crate::replica::Replica;
 use crate::sequence_paxos::component::{Paxos, PaxosArgs};
 use crate::sequence_paxos::SpConfig;
@@ -101,7 +101,11 @@ where
         tick: config.tick,
     };
     let paxos = spawn_child::<Paxos>(node, paxos_args).await;
-    let replica = spawn_child::<ReplicaComponent>(node, Replica::new()).await;
+    let replica_args = ReplicaArgs {
+        core: Replica::new(),
+        me: config.me,
+    };
+    let replica = spawn_child::<ReplicaComponent>(node, replica_args).await;
 
     connect::<NetworkPort, _, _>(net, &election).await?;
     connect::<TimerPort, _, _>(timer, &election).await?;

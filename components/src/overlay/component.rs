@@ -256,6 +256,14 @@ impl Message<Req<KvPort>> for Overlay {
             at: self.me,
             reroutes: 0,
         };
+        // A retry of a command still waiting here means the front end gave up on the last
+        // attempt: the node tried may be cut off without the link noticing yet, so the
+        // router stops trusting it as the group's leader and the retry goes elsewhere.
+        if let Some(stale) = self.pending.get(&client) {
+            if stale.cmd.id == pending.cmd.id {
+                self.router.on_not_leader(stale.group, None);
+            }
+        }
         // A newer command (or a retry) replaces the client's older one.
         self.pending.insert(client, pending);
         self.dispatch(client);

@@ -110,7 +110,7 @@ impl Router {
     /// The node tried for `group` is not its leader; `hint` is its guess.
     pub fn on_not_leader(&mut self, group: GroupId, hint: Option<NodeId>) {
         match hint {
-            Some(h) if self.map.members_of(group).contains(&h) => self.leaders.learn(group, h),
+            Some(h) if self.map.members_of(group).contains(&h) => self.leaders.hint(group, h),
             _ => self.leaders.forget(group),
         }
     }

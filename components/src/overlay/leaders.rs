@@ -38,6 +38,17 @@ impl LeaderCache {
         self.unreachable.remove(&node);
     }
 
+    /// Another member named `node` as the leader of `group`. A hint naming a node known to be
+    /// unreachable is stale (the hinting member has not noticed the loss yet): rotate instead,
+    /// rather than sending into the void until the next election reaches every member.
+    pub fn hint(&mut self, group: GroupId, node: NodeId) {
+        if self.unreachable.contains(&node) {
+            self.forget(group);
+        } else {
+            self.leaders.insert(group, node);
+        }
+    }
+
     /// The guess for `group` was wrong: drop it and move the rotation one member on.
     pub fn forget(&mut self, group: GroupId) {
         self.leaders.remove(&group);
@@ -110,6 +121,18 @@ mod tests {
         );
         c.reachable(NodeId(1));
         assert_eq!(c.pick(G, &M), Some(NodeId(1)));
+    }
+
+    #[test]
+    fn a_hint_naming_an_unreachable_node_rotates_instead() {
+        let mut c = LeaderCache::default();
+        c.learn(G, NodeId(1));
+        c.unreachable(NodeId(1));
+        c.hint(G, NodeId(1));
+        assert_eq!(c.leader(G), None);
+        assert_ne!(c.pick(G, &M), Some(NodeId(1)));
+        c.hint(G, NodeId(3));
+        assert_eq!(c.pick(G, &M), Some(NodeId(3)));
     }
 
     #[test]

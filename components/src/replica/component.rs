@@ -1,6 +1,9 @@
 //! The Replica component of one replication group: provides [`KvPort`], requires
 //! [`ConsensusPort`]. Commands are admitted (a retry of an applied command is answered from
-//! the session table), proposed, and answered once their log entry is applied.
+//! the session table), proposed, and answered once their log entry is applied. A member that
+//! knows another member leads answers `NotLeader` with that hint instead of proposing, so
+//! senders learn the leader; Sequence Paxos's own forwarding covers only the moments when a
+//! follower's leader is not yet known to its replica.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,19 +27,29 @@ pub struct ReplicaComponent {
     /// flight, so a newer command replaces (and silently abandons) an older one: this bounds
     /// the table by the number of clients even when clients give up on commands.
     waiting: HashMap<ClientId, (u64, ConnectionId)>,
+    me: NodeId,
     leader: Option<NodeId>,
 }
 
+/// What a [`ReplicaComponent`] starts from.
+pub struct ReplicaArgs {
+    /// The state machine (empty for a new group).
+    pub core: Replica,
+    /// This node, to tell "I lead" from "another member leads".
+    pub me: NodeId,
+}
+
 impl Actor for ReplicaComponent {
-    type Args = Replica;
+    type Args = ReplicaArgs;
     type Error = Infallible;
 
-    async fn on_start(core: Replica, _: ActorRef<Self>) -> Result<Self, Infallible> {
+    async fn on_start(args: ReplicaArgs, _: ActorRef<Self>) -> Result<Self, Infallible> {
         Ok(ReplicaComponent {
-            core,
+            core: args.core,
             kv: ProvidedPort::default(),
             consensus: RequiredPort::default(),
             waiting: HashMap::new(),
+            me: args.me,
             leader: None,
         })
     }
@@ -53,6 +66,13 @@ impl Message<Req<KvPort>> for ReplicaComponent {
     async fn handle(&mut self, req: Req<KvPort>, _: &mut Context<Self, ()>) {
         let cmd = req.event;
         if let Some(result) = self.core.admit(&cmd) {
+            self.kv.answer(req.from, KvReply { id: cmd.id, result });
+            return;
+        }
+        if let Some(leader) = self.leader.filter(|&l| l != self.me) {
+            // Redirect rather than forward: the sender (router or client) learns the leader
+            // and sends there directly from now on, saving a hop on every later command.
+            let result = Err(KvError::NotLeader { hint: Some(leader) });
             self.kv.answer(req.from, KvReply { id: cmd.id, result });
             return;
         }

@@ -1,7 +1,7 @@
 //! `kv node`: a data node process.
 
 use anyhow::{bail, Context};
-use kv::node::{Node, NodeConfig};
+use kv::node::{Join, Node, NodeConfig};
 
 use crate::cli::NodeArgs;
 
@@ -15,7 +15,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     let config = NodeConfig {
         listen,
-        bootstrap,
+        join: Join::Coordinator(bootstrap),
         resp: args.resp,
         http: args.http,
     };

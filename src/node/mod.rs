@@ -45,13 +45,30 @@ use crate::gateway::{Gateway, GatewayConfig};
 use crate::native::{ClientEndpoint, EndpointConfig, EndpointError};
 use crate::resp::{self, Dialect};
 
-/// Where a node listens and whom it reports to.
+/// How a node learns its slot map.
+#[derive(Clone, Debug)]
+pub enum Join {
+    /// Check in with the bootstrap coordinator at this address and follow the maps it
+    /// publishes; the node's id is fresh and random.
+    Coordinator(SocketAddr),
+    /// Serve a fixed map computed identically by every node (the seed 001 static view, the
+    /// seed 002 participants): no coordinator. `id` is this node's entry in the map, whose
+    /// link address it binds.
+    Static {
+        /// The map.
+        map: SlotMap,
+        /// This node's id in it.
+        id: NodeId,
+    },
+}
+
+/// Where a node listens and how it joins.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// The native client endpoint (port 0 picks a free one).
     pub listen: SocketAddr,
-    /// The bootstrap coordinator.
-    pub bootstrap: SocketAddr,
+    /// How the node learns its map.
+    pub join: Join,
     /// The RESP endpoint, if any.
     pub resp: Option<SocketAddr>,
     /// The HTTP endpoint, if any (advertised in the map; served by the HTTP front end).
@@ -75,6 +92,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A static map that does not name this node.
+    #[error("node {0} is not in the static map")]
+    NotInMap(NodeId),
     /// A component stopped while being wired.
     #[error("wiring: {0}")]
     Wiring(#[from] ConnectError),
@@ -90,6 +110,7 @@ pub struct Node {
     link: ActorRef<PerfectLink>,
     endpoint: ActorRef<ClientEndpoint>,
     gateway: ActorRef<Gateway>,
+    _static_maps: Option<watch::Sender<SlotMap>>,
     _tasks: Vec<TaskGuard>,
 }
 
@@ -98,9 +119,14 @@ impl Node {
     /// once the node serves (requests before the first map are answered `NotLeader`, which
     /// clients retry).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        let id = NodeId(fresh_id());
+        let (id, link_listen) = match &config.join {
+            Join::Coordinator(_) => (NodeId(fresh_id()), SocketAddr::new(config.listen.ip(), 0)),
+            Join::Static { map, id } => {
+                let me = map.node(*id).ok_or(NodeError::NotInMap(*id))?;
+                (*id, me.link)
+            }
+        };
         let supervisor = start_supervisor(format!("node {id}"));
-        let link_listen = SocketAddr::new(config.listen.ip(), 0);
         let (link, link_addr) = PerfectLink::start(id, link_listen, LinkConfig::default()).await?;
         let timer = spawn_child::<Timer>(&supervisor, ()).await;
 
@@ -181,11 +207,21 @@ impl Node {
             groups,
         };
         tasks.push(groups::follow(wiring, maps));
-        tasks.push(crate::coordinator::start_session(
-            config.bootstrap,
-            info.clone(),
-            maps_tx,
-        ));
+        let mut static_maps = None;
+        match config.join {
+            Join::Coordinator(addr) => {
+                tasks.push(crate::coordinator::start_session(
+                    addr,
+                    info.clone(),
+                    maps_tx,
+                ));
+            }
+            Join::Static { map, .. } => {
+                maps_tx.send_replace(map);
+                // Kept by the node: a static map changes only through this sender.
+                static_maps = Some(maps_tx);
+            }
+        }
         tracing::info!(node = %id, native = %client_addr, link = %link_addr, resp = ?resp_addr, "node started");
         Ok(Node {
             id,
@@ -194,6 +230,7 @@ impl Node {
             link,
             endpoint,
             gateway,
+            _static_maps: static_maps,
             _tasks: tasks,
         })
     }

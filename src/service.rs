@@ -4,12 +4,11 @@
 //! [`KvService`]; they never see routing, leaders or Paxos. The cluster client implements it
 //! for real; [`MemoryService`] implements it on one map, for front-end tests.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use kv_components::replica::KvStore;
 use kv_ports::kv::{KvOp, KvResult};
 
 /// Why an operation has no result.
@@ -36,10 +35,11 @@ pub trait KvService: Send + Sync + 'static {
     fn execute(&self, op: KvOp) -> Pending<'_>;
 }
 
-/// A single in-memory map: linearizable trivially, for testing front ends in isolation.
+/// A single in-memory store (the replicas' own state machine, without replication):
+/// linearizable trivially, for testing front ends in isolation.
 #[derive(Clone, Default)]
 pub struct MemoryService {
-    map: Arc<Mutex<HashMap<Bytes, Bytes>>>,
+    store: Arc<Mutex<KvStore>>,
 }
 
 impl MemoryService {
@@ -49,23 +49,9 @@ impl MemoryService {
     }
 
     fn apply(&self, op: KvOp) -> KvResult {
-        // A panic elsewhere cannot leave the map half-updated: every update is one call.
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        match op {
-            KvOp::Get { key } => KvResult::Value(map.get(&key).cloned()),
-            KvOp::Put { key, value } => {
-                map.insert(key, value);
-                KvResult::Written
-            }
-            KvOp::Cas { key, expected, new } => {
-                let swapped = map.get(&key) == expected.as_ref();
-                if swapped {
-                    map.insert(key, new);
-                }
-                KvResult::Swapped(swapped)
-            }
-            KvOp::Delete { key } => KvResult::Deleted(map.remove(&key).is_some()),
-        }
+        // A panic elsewhere cannot leave the store half-updated: every update is one call.
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.apply(&op)
     }
 }
 
@@ -78,6 +64,8 @@ impl KvService for MemoryService {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn key(k: &str) -> Bytes {

@@ -19,6 +19,7 @@ use kv::native::{
 use kv::repl::{execute_line, Outcome};
 use kv::service::{KvService, ServiceError};
 use kv_components::bootstrap::formation::form;
+use kv_components::replica::KvStore;
 use kv_ports::ids::{ClientId, GroupId, NodeId};
 use kv_ports::kv::{KvCommand, KvError, KvOp, KvResult, RequestId};
 use kv_ports::membership::{Epoch, NodeInfo, SlotMap};
@@ -55,7 +56,7 @@ struct World {
     statuses: Mutex<HashMap<SocketAddr, StatusReport>>,
     /// Every command each server received, by server address.
     logs: Mutex<HashMap<SocketAddr, Vec<KvCommand>>>,
-    stores: Mutex<HashMap<GroupId, HashMap<Bytes, Bytes>>>,
+    stores: Mutex<HashMap<GroupId, KvStore>>,
     /// Commands a node received for a key its group does not own.
     misrouted: AtomicUsize,
     /// Connections each server accepted, by server address.
@@ -86,22 +87,7 @@ impl World {
 
     fn apply(&self, group: GroupId, op: &KvOp) -> KvResult {
         let mut stores = self.stores.lock().unwrap();
-        let store = stores.entry(group).or_default();
-        match op.clone() {
-            KvOp::Get { key } => KvResult::Value(store.get(&key).cloned()),
-            KvOp::Put { key, value } => {
-                store.insert(key, value);
-                KvResult::Written
-            }
-            KvOp::Cas { key, expected, new } => {
-                let swapped = store.get(&key) == expected.as_ref();
-                if swapped {
-                    store.insert(key, new);
-                }
-                KvResult::Swapped(swapped)
-            }
-            KvOp::Delete { key } => KvResult::Deleted(store.remove(&key).is_some()),
-        }
+        stores.entry(group).or_default().apply(op)
     }
 }
 

@@ -13,6 +13,7 @@ use kv::resp::{serve, Dialect};
 use kv::service::{KvService, ServiceError};
 use kv_components::group::{start_member, GroupMember, MemberConfig};
 use kv_components::memory_link::{MemoryLink, MemoryNetwork};
+use kv_components::replica::KvStore;
 use kv_components::sequence_paxos::component::QueryStatus;
 use kv_components::timer::Timer;
 use kv_ports::component::connect;
@@ -85,23 +86,9 @@ async fn answer(fake: &Fake, to: ConnectionId, id: RequestId, result: Result<KvR
 /// Answers every request from one map, like a one-node store that is always leader.
 fn serve_map(fake: Fake, mut requests: Requests<KvPort>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut map: HashMap<Bytes, Bytes> = HashMap::new();
+        let mut store = KvStore::default();
         while let Some((to, cmd)) = requests.recv().await {
-            let result = match cmd.op {
-                KvOp::Get { key } => KvResult::Value(map.get(&key).cloned()),
-                KvOp::Put { key, value } => {
-                    map.insert(key, value);
-                    KvResult::Written
-                }
-                KvOp::Cas { key, expected, new } => {
-                    let swapped = map.get(&key) == expected.as_ref();
-                    if swapped {
-                        map.insert(key, new);
-                    }
-                    KvResult::Swapped(swapped)
-                }
-                KvOp::Delete { key } => KvResult::Deleted(map.remove(&key).is_some()),
-            };
+            let result = store.apply(&cmd.op);
             answer(&fake, to, cmd.id, Ok(result)).await;
         }
     })

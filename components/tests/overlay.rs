@@ -33,13 +33,7 @@ const STANDBY: NodeId = NodeId(7);
 
 fn info(id: u64) -> NodeInfo {
     let addr: SocketAddr = ([127, 0, 0, 1], 7000 + id as u16).into();
-    NodeInfo {
-        id: NodeId(id),
-        link: addr,
-        client: addr,
-        resp: None,
-        http: None,
-    }
+    NodeInfo::at(NodeId(id), addr)
 }
 
 /// The formed map of nodes `1..=n` in groups of three: {1,2,3} is g0, {4,5,6} g1, the rest

@@ -75,6 +75,20 @@ pub struct NodeInfo {
     pub http: Option<SocketAddr>,
 }
 
+impl NodeInfo {
+    /// A node reached at one address for both its link and its native clients (a node
+    /// multiplexes the two on its `--listen` port), with no RESP or HTTP front end.
+    pub fn at(id: NodeId, addr: SocketAddr) -> NodeInfo {
+        NodeInfo {
+            id,
+            link: addr,
+            client: addr,
+            resp: None,
+            http: None,
+        }
+    }
+}
+
 /// One replication group as the map describes it: which configuration of its log is current
 /// and who its members are.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

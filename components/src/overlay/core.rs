@@ -149,13 +149,7 @@ mod tests {
 
     fn node(id: u64) -> NodeInfo {
         let addr: SocketAddr = ([127, 0, 0, 1], 9000 + id as u16).into();
-        NodeInfo {
-            id: NodeId(id),
-            link: addr,
-            client: addr,
-            resp: None,
-            http: None,
-        }
+        NodeInfo::at(NodeId(id), addr)
     }
 
     /// Two groups of two over halves of the slots; group 1's members given.

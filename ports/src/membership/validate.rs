@@ -128,13 +128,7 @@ mod tests {
 
     fn info(id: u64) -> NodeInfo {
         let addr = format!("127.0.0.1:{}", 7000 + id).parse().unwrap();
-        NodeInfo {
-            id: NodeId(id),
-            link: addr,
-            client: addr,
-            resp: None,
-            http: None,
-        }
+        NodeInfo::at(NodeId(id), addr)
     }
 
     fn valid() -> SlotMap {

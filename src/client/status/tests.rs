@@ -6,13 +6,7 @@ use crate::native::{MemberStatus, NodeStatus};
 
 fn info(id: u64) -> NodeInfo {
     let addr = SocketAddr::from(([127, 0, 0, 1], 7000 + id as u16));
-    NodeInfo {
-        id: NodeId(id),
-        link: addr,
-        client: addr,
-        resp: None,
-        http: None,
-    }
+    NodeInfo::at(NodeId(id), addr)
 }
 
 /// Group 0 = {1, 2, 3}, group 1 = {4, 5, 6}, standby 7.

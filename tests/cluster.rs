@@ -14,9 +14,10 @@ use bytes::Bytes;
 use kv::bench::{self, BenchConfig, Stop};
 use kv::checker::{check_history, History, Options, Outcome, Verdict};
 use kv::client::{ClientConfig, ClusterStatus, GroupView};
+use kv::coordinator::fetch_map;
 use kv::service::KvService;
 use kv_ports::kv::{KvOp, KvResult};
-use kv_ports::membership::slot_of;
+use kv_ports::membership::{slot_of, Epoch};
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -235,6 +236,31 @@ async fn three_processes_form_one_group_that_survives_its_leaders_kill() {
         value: bytes("w"),
     };
     assert_eq!(client.execute(put).await, Ok(KvResult::Written));
+
+    // The coordinator is killed and restarted: it forms nothing new but adopts the map the
+    // nodes re-report, and no data is lost.
+    let map = client.map().await.expect("a map");
+    cluster.restart_coordinator(3, 3);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let adopted = loop {
+        let asked = fetch_map(cluster.coordinator, Epoch(0), Duration::from_secs(1)).await;
+        if let Ok(Some(adopted)) = asked {
+            break adopted;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted coordinator has no map"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(adopted, map);
+    let fresh =
+        kv::client::Client::connect([cluster.coordinator], ClientConfig::default()).unwrap();
+    let get = KvOp::Get { key: bytes("k") };
+    assert_eq!(
+        fresh.execute(get).await,
+        Ok(KvResult::Value(Some(bytes("w"))))
+    );
 }
 
 /// Sends one RESP request and reads one reply (replies here are short and arrive whole).

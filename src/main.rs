@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match (cli.command, cli.config_path) {
         (Some(command), _) => command,
-        (None, Some(_)) => return not_built("--config_path (seed 002 start-up)"),
+        (None, Some(path)) => return kv::seed002::main("kv", &path),
         // clap's arg_required_else_help answers a bare `kv` before we get here.
         (None, None) => return not_built("(no command)"),
     };

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kameo::prelude::*;
-use kv_components::perfect_link::{DropConnections, LinkConfig, PerfectLink, Unacked};
+use kv_components::perfect_link::{
+    AdoptStream, DropConnections, LinkConfig, PerfectLink, Unacked, PREAMBLE,
+};
+use kv_components::task::{tell_weak, TaskGuard};
 use kv_ports::component::{connect, spawn, Requires};
 use kv_ports::ids::NodeId;
 use kv_ports::network::{NetIndication, NetRequest, NetworkPort, Topic};
@@ -121,6 +124,8 @@ struct Node {
     addr: SocketAddr,
     link: Option<ActorRef<PerfectLink>>,
     probes: Vec<ActorRef<Probe>>,
+    /// The external acceptor of a link started with `start_shared`.
+    acceptor: Option<TaskGuard>,
     rt: Option<Runtime>,
 }
 
@@ -146,24 +151,51 @@ impl Node {
     }
 
     fn start_at(id: u64, listen: SocketAddr, config: LinkConfig) -> (Node, Inbox) {
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .try_init();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = runtime();
         let id = NodeId(id);
         let (link, addr) = rt
             .block_on(PerfectLink::start(id, listen, config))
             .expect("link starts");
+        Self::assemble(id, addr, link, None, rt)
+    }
+
+    /// A link without a listener of its own: a separate acceptor task (standing in for the
+    /// node's multiplexer) owns the port and hands every connection over with `AdoptStream`.
+    fn start_adopting(id: u64) -> (Node, Inbox) {
+        let rt = runtime();
+        let id = NodeId(id);
+        let (link, addr, acceptor) = rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("bound");
+            let link = PerfectLink::start_shared(id, addr, config());
+            let weak = link.downgrade();
+            let acceptor = TaskGuard::spawn(async move {
+                while let Ok((stream, from)) = listener.accept().await {
+                    if !tell_weak(&weak, AdoptStream { stream, from }) {
+                        return;
+                    }
+                }
+            });
+            (link, addr, acceptor)
+        });
+        Self::assemble(id, addr, link, Some(acceptor), rt)
+    }
+
+    fn assemble(
+        id: NodeId,
+        addr: SocketAddr,
+        link: ActorRef<PerfectLink>,
+        acceptor: Option<TaskGuard>,
+        rt: Runtime,
+    ) -> (Node, Inbox) {
         let mut node = Node {
             id,
             addr,
             link: Some(link),
             probes: Vec::new(),
+            acceptor,
             rt: Some(rt),
         };
         let inbox = node.add_probe();
@@ -248,8 +280,21 @@ impl Node {
     }
 }
 
+fn runtime() -> Runtime {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
+        self.acceptor = None;
         self.probes.clear();
         self.link = None;
         if let Some(rt) = self.rt.take() {
@@ -278,6 +323,10 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 fn pair() -> (Node, Inbox, Node, Inbox) {
     let (a, ia) = Node::start(1);
     let (b, ib) = Node::start(2);
+    connect_pair(a, ia, b, ib)
+}
+
+fn connect_pair(a: Node, ia: Inbox, b: Node, ib: Inbox) -> (Node, Inbox, Node, Inbox) {
     a.subscribe(0, T1);
     b.subscribe(0, T1);
     a.add_peer(&b);
@@ -390,14 +439,23 @@ fn expect_disconnect(addr: SocketAddr, bytes: &[u8]) {
     }
 }
 
+/// `bytes` after the link preamble.
+fn after_preamble(bytes: &[u8]) -> Vec<u8> {
+    let mut all = PREAMBLE.to_vec();
+    all.extend_from_slice(bytes);
+    all
+}
+
 #[test]
 fn oversized_or_garbage_frames_disconnect_only_that_socket() {
     let (a, ia, b, _ib) = pair();
-    expect_disconnect(a.addr, &u32::MAX.to_be_bytes());
+    expect_disconnect(a.addr, &after_preamble(&u32::MAX.to_be_bytes()));
     let mut garbage = 5u32.to_be_bytes().to_vec();
     garbage.extend_from_slice(&[0xff; 5]);
-    expect_disconnect(a.addr, &garbage);
-    expect_disconnect(a.addr, &[0, 0, 0, 1, 2]); // a Data frame before any Hello
+    expect_disconnect(a.addr, &after_preamble(&garbage));
+    expect_disconnect(a.addr, &after_preamble(&[0, 0, 0, 1, 2])); // Data before any Hello
+    expect_disconnect(a.addr, &garbage); // no preamble at all
+    expect_disconnect(a.addr, b"KVL2\0\0\0\0"); // a wrong one
     b.send(&a, T1, num(7));
     assert_eq!(read_num(&ia.next_payload().2), 7);
     // A payload over the maximum is refused at the sender; later ones still flow.
@@ -494,4 +552,41 @@ fn a_silent_socket_is_closed_after_the_handshake_timeout() {
     let started = Instant::now();
     expect_disconnect(a.addr, &[]);
     assert!(started.elapsed() >= Duration::from_millis(50));
+}
+
+#[test]
+fn adopted_streams_deliver_exactly_once_in_order_across_drops() {
+    let (a, ia) = Node::start_adopting(1);
+    let (b, ib) = Node::start_adopting(2);
+    let (a, ia, b, ib) = connect_pair(a, ia, b, ib);
+    for i in 0..5_000 {
+        a.send(&b, T1, num(i));
+        b.send(&a, T1, num(i));
+        if i == 1_500 {
+            a.drop_connections();
+        }
+        if i == 3_500 {
+            b.drop_connections();
+        }
+    }
+    for i in 0..5_000 {
+        assert_eq!(
+            read_num(&ib.next_payload().2),
+            i,
+            "out of order or duplicated"
+        );
+        assert_eq!(
+            read_num(&ia.next_payload().2),
+            i,
+            "out of order or duplicated"
+        );
+    }
+    ia.no_delivery_within(Duration::from_millis(200));
+    ib.no_delivery_within(Duration::from_millis(1));
+    assert!(ia.1.get() + ib.1.get() >= 1, "the connection never dropped");
+    wait_until("all acked", || a.unacked(&b) == 0 && b.unacked(&a) == 0);
+    // The acceptor hands over anything; the link itself refuses what is not a link peer.
+    expect_disconnect(a.addr, &[0, 0, 0, 3, 1, 2, 3]);
+    a.send(&b, T1, num(9));
+    assert_eq!(read_num(&ib.next_payload().2), 9);
 }

@@ -184,7 +184,18 @@ impl GatewayService {
 
 impl KvService for GatewayService {
     fn execute(&self, op: KvOp) -> Pending<'_> {
-        Box::pin(self.run(op))
+        Box::pin(async move {
+            let (kind, started) = (crate::metrics::OpKind::of(&op), std::time::Instant::now());
+            let result = self.run(op).await;
+            let outcome = crate::metrics::Outcome::of_service(&result);
+            crate::metrics::record_op(
+                crate::metrics::Frontend::Gateway,
+                kind,
+                outcome,
+                started.elapsed(),
+            );
+            result
+        })
     }
 }
 

@@ -1,15 +1,18 @@
 //! [`ClientEndpoint`]: the node-side end of the native protocol.
 //!
 //! It requires [`KvPort`] (the local replica, or later the overlay router: both provide it)
-//! and owns a TCP listener. Connection tasks decode requests and hand them to the actor, which
-//! triggers them on its required port and remembers which connection waits for which client's
-//! command; each [`KvReply`] goes back to that connection's writer. Like the replica, it keeps
-//! one outstanding command per client: a newer one (or a retry on another connection)
-//! replaces the older. A malformed frame closes only its own connection.
+//! and owns a TCP listener, or, on a port shared with other protocols, is handed the client
+//! connections another task accepted ([`AdoptClient`]). Connection tasks decode requests and
+//! hand them to the actor, which triggers them on its required port and remembers which
+//! connection waits for which client's command; each [`KvReply`] goes back to that
+//! connection's writer. Like the replica, it keeps one outstanding command per client: a newer
+//! one (or a retry on another connection) replaces the older. A malformed frame closes only
+//! its own connection.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use kameo::actor::{ActorRef, WeakActorRef};
@@ -28,6 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::frame::{check_sizes, ServerFrame};
 use super::status::{NodeStatus, StatusReport};
 use super::tasks;
+use crate::metrics::{self, Frontend, OpKind, Outcome};
 use kv_components::task::TaskGuard;
 
 /// How the endpoint serves clients.
@@ -56,8 +60,10 @@ pub enum EndpointError {
 
 /// What a [`ClientEndpoint`] starts from.
 pub struct EndpointArgs {
-    /// An already bound listener (see [`ClientEndpoint::start`] to bind one).
-    pub listener: TcpListener,
+    /// An already bound listener (see [`ClientEndpoint::start`] to bind one), or `None` when
+    /// another task owns the port and hands client connections over with [`AdoptClient`]
+    /// (see [`ClientEndpoint::start_shared`]).
+    pub listener: Option<TcpListener>,
     /// Tuning.
     pub config: EndpointConfig,
     /// Answers map and status questions about the node.
@@ -110,12 +116,15 @@ struct Conn {
 pub struct ClientEndpoint {
     kv: RequiredPort<KvPort>,
     conns: HashMap<ConnKey, Conn>,
-    /// Each client's outstanding command: its seq and the connection waiting for it.
-    waiting: HashMap<ClientId, (u64, ConnKey)>,
+    /// Each client's outstanding command: its seq and the connection waiting for it (and, for
+    /// the metrics, its kind and when it arrived).
+    waiting: HashMap<ClientId, (u64, ConnKey, Instant, OpKind)>,
     next_key: u64,
     view: Arc<dyn NodeView>,
+    /// One permit per served connection, shared with the listener task if there is one.
+    limit: Arc<Semaphore>,
     myself: WeakActorRef<ClientEndpoint>,
-    _listener: TaskGuard,
+    _listener: Option<TaskGuard>,
 }
 
 impl ClientEndpoint {
@@ -138,12 +147,23 @@ impl ClientEndpoint {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let args = EndpointArgs {
-            listener,
+            listener: Some(listener),
             config,
             view,
         };
         let endpoint = kv_ports::component::spawn::<ClientEndpoint>(args);
         Ok((endpoint, addr))
+    }
+
+    /// Spawns an endpoint without a listener of its own, for a port shared with other
+    /// protocols: whoever accepts on it hands client connections over with [`AdoptClient`].
+    pub fn start_shared(config: EndpointConfig, view: Arc<dyn NodeView>) -> ActorRef<Self> {
+        let args = EndpointArgs {
+            listener: None,
+            config,
+            view,
+        };
+        kv_ports::component::spawn::<ClientEndpoint>(args)
     }
 }
 
@@ -154,14 +174,25 @@ impl Actor for ClientEndpoint {
     async fn on_start(args: EndpointArgs, me: ActorRef<Self>) -> Result<Self, EndpointError> {
         let myself = me.downgrade();
         let limit = Arc::new(Semaphore::new(args.config.max_connections.max(1)));
-        tracing::info!(listen = %args.listener.local_addr()?, "native client endpoint listening");
+        let listener = match args.listener {
+            Some(listener) => {
+                let listen = listener.local_addr()?;
+                tracing::info!(%listen, "native client endpoint listening");
+                Some(tasks::listen(listener, limit.clone(), myself.clone()))
+            }
+            None => {
+                tracing::info!("native client endpoint on a shared port");
+                None
+            }
+        };
         Ok(ClientEndpoint {
             kv: RequiredPort::default(),
             conns: HashMap::new(),
             waiting: HashMap::new(),
             next_key: 0,
             view: args.view,
-            _listener: tasks::listen(args.listener, limit, myself.clone()),
+            limit,
+            _listener: listener,
             myself,
         })
     }
@@ -192,6 +223,17 @@ pub(crate) struct Accepted {
     pub permit: OwnedSemaphorePermit,
 }
 
+/// Another acceptor's client connection, handed to an endpoint started with
+/// [`ClientEndpoint::start_shared`], nothing read from it. It is served like one the endpoint
+/// accepted itself, under the same connection limit: with every permit taken it is closed at
+/// once (the acceptor must not wait on the endpoint, and the client retries elsewhere).
+pub struct AdoptClient {
+    /// The accepted socket.
+    pub stream: TcpStream,
+    /// The remote address (for logs).
+    pub from: SocketAddr,
+}
+
 /// From a reader: a decoded request.
 pub(crate) struct Inbound {
     pub conn: ConnKey,
@@ -207,11 +249,29 @@ impl Message<Accepted> for ClientEndpoint {
     type Reply = ();
 
     async fn handle(&mut self, msg: Accepted, _: &mut Context<Self, ()>) {
-        let _ = msg.stream.set_nodelay(true);
+        self.serve(msg.stream, msg.from, msg.permit);
+    }
+}
+
+impl Message<AdoptClient> for ClientEndpoint {
+    type Reply = ();
+
+    async fn handle(&mut self, msg: AdoptClient, _: &mut Context<Self, ()>) {
+        match self.limit.clone().try_acquire_owned() {
+            Ok(permit) => self.serve(msg.stream, msg.from, permit),
+            Err(_) => tracing::warn!(from = %msg.from, "too many clients; connection closed"),
+        }
+    }
+}
+
+impl ClientEndpoint {
+    /// Starts a connection's reader and writer; the permit is returned when it closes.
+    fn serve(&mut self, stream: TcpStream, from: SocketAddr, permit: OwnedSemaphorePermit) {
+        let _ = stream.set_nodelay(true);
         self.next_key += 1;
         let key = ConnKey(self.next_key);
-        tracing::debug!(conn = ?key, from = %msg.from, "client connected");
-        let (reader, writer) = msg.stream.into_split();
+        tracing::debug!(conn = ?key, %from, "client connected");
+        let (reader, writer) = stream.into_split();
         let (out, queue) = mpsc::unbounded_channel();
         let tasks = [
             tasks::read(
@@ -226,7 +286,7 @@ impl Message<Accepted> for ClientEndpoint {
         let conn = Conn {
             out,
             _tasks: tasks,
-            _permit: msg.permit,
+            _permit: permit,
         };
         self.conns.insert(key, conn);
     }
@@ -241,14 +301,23 @@ impl Message<Inbound> for ClientEndpoint {
         if !self.conns.contains_key(&conn) {
             return;
         }
+        let (kind, started) = (OpKind::of(&cmd.op), Instant::now());
         if let Err(e) = check_sizes(&cmd.op) {
+            metrics::record_op(Frontend::Native, kind, Outcome::Rejected, started.elapsed());
             let message = e.to_string();
             self.send(conn, ServerFrame::Rejected { id, message });
             return;
         }
-        self.waiting.insert(id.client, (id.seq, conn));
+        self.waiting
+            .insert(id.client, (id.seq, conn, started, kind));
         if !self.kv.trigger(cmd) {
             self.waiting.remove(&id.client);
+            metrics::record_op(
+                Frontend::Native,
+                kind,
+                Outcome::NotLeader,
+                started.elapsed(),
+            );
             let result = Err(KvError::NotLeader { hint: None });
             self.send(conn, ServerFrame::Reply { id, result });
         }
@@ -262,7 +331,7 @@ impl Message<Closed> for ClientEndpoint {
         if self.conns.remove(&msg.conn).is_some() {
             tracing::debug!(conn = ?msg.conn, "client disconnected");
         }
-        self.waiting.retain(|_, (_, conn)| *conn != msg.conn);
+        self.waiting.retain(|_, (_, conn, ..)| *conn != msg.conn);
     }
 }
 
@@ -271,11 +340,13 @@ impl Message<Ind<KvPort>> for ClientEndpoint {
 
     async fn handle(&mut self, ind: Ind<KvPort>, _: &mut Context<Self, ()>) {
         let KvReply { id, result } = ind.event;
-        let Some(&(seq, conn)) = self.waiting.get(&id.client) else {
+        let Some(&(seq, conn, started, kind)) = self.waiting.get(&id.client) else {
             return;
         };
         if seq == id.seq {
             self.waiting.remove(&id.client);
+            let outcome = Outcome::of_reply(&result);
+            metrics::record_op(Frontend::Native, kind, outcome, started.elapsed());
             self.send(conn, ServerFrame::Reply { id, result });
         }
     }

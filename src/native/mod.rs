@@ -11,7 +11,8 @@ pub mod status;
 mod tasks;
 
 pub use endpoint::{
-    ClientEndpoint, ConnKey, EndpointArgs, EndpointConfig, EndpointError, NoMapView, NodeView,
+    AdoptClient, ClientEndpoint, ConnKey, EndpointArgs, EndpointConfig, EndpointError, NoMapView,
+    NodeView,
 };
 pub use frame::{ClientCodec, ClientFrame, ServerCodec, ServerFrame};
 pub use status::{CoordinatorStatus, MemberStatus, NodeStatus, StatusReport};

@@ -8,6 +8,10 @@
 //!  coordinator ─ session ─ map watch ─┘   PerfectLink (Network) ─ EPFD ─ Membership, Timer
 //! ```
 //!
+//! The link and the native endpoint share the node's one `listen` port: a multiplexer (see
+//! [`mux`]) tells their connections apart by their first bytes, so a node is known to peers
+//! and clients alike by a single address (`NodeInfo::link == NodeInfo::client`).
+//!
 //! The node starts with no groups: it checks in with the coordinator, and each map it receives
 //! (see [`groups`]) adds the peers to the link, installs the map in the router and starts a
 //! group member for every group the node has joined. Every node, standbys included, serves
@@ -15,6 +19,7 @@
 
 mod groups;
 mod membership;
+pub mod mux;
 mod view;
 
 use std::net::SocketAddr;
@@ -42,6 +47,7 @@ use self::groups::{LocalGroups, Wiring};
 use self::membership::{Membership, SuspectSet};
 use self::view::LocalView;
 use crate::gateway::{Gateway, GatewayConfig};
+use crate::http::{self, HttpState, NodeCluster};
 use crate::native::{ClientEndpoint, EndpointConfig, EndpointError};
 use crate::resp::{self, Dialect};
 
@@ -53,7 +59,8 @@ pub enum Join {
     Coordinator(SocketAddr),
     /// Serve a fixed map computed identically by every node (the seed 001 static view, the
     /// seed 002 participants): no coordinator. `id` is this node's entry in the map, whose
-    /// link address it binds.
+    /// one address (link and client alike) it advertises; `NodeConfig::listen` is the
+    /// port it binds for both.
     Static {
         /// The map.
         map: SlotMap,
@@ -65,7 +72,8 @@ pub enum Join {
 /// Where a node listens and how it joins.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// The native client endpoint (port 0 picks a free one).
+    /// The node's one port, shared by the native client endpoint and the node-to-node link
+    /// (port 0 picks a free one).
     pub listen: SocketAddr,
     /// How the node learns its map.
     pub join: Join,
@@ -119,15 +127,26 @@ impl Node {
     /// once the node serves (requests before the first map are answered `NotLeader`, which
     /// clients retry).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        let (id, link_listen) = match &config.join {
-            Join::Coordinator(_) => (NodeId(fresh_id()), SocketAddr::new(config.listen.ip(), 0)),
+        // Before any component starts, so the link and Paxos counters count from the start.
+        crate::metrics::install();
+        let listener = bind(config.listen).await?;
+        let bound = listener.local_addr().map_err(|source| NodeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let (id, addr) = match &config.join {
+            Join::Coordinator(_) => (NodeId(fresh_id()), bound),
             Join::Static { map, id } => {
                 let me = map.node(*id).ok_or(NodeError::NotInMap(*id))?;
+                if me.link != me.client || me.link.port() != bound.port() {
+                    tracing::warn!(node = %id, link = %me.link, client = %me.client, %bound,
+                        "the static map's addresses for this node differ from its one port");
+                }
                 (*id, me.link)
             }
         };
         let supervisor = start_supervisor(format!("node {id}"));
-        let (link, link_addr) = PerfectLink::start(id, link_listen, LinkConfig::default()).await?;
+        let link = PerfectLink::start_shared(id, addr, LinkConfig::default());
         let timer = spawn_child::<Timer>(&supervisor, ()).await;
 
         let suspects = SuspectSet::default();
@@ -156,12 +175,7 @@ impl Node {
             groups: groups.clone(),
             suspects,
         };
-        let (endpoint, client_addr) = ClientEndpoint::start_with_view(
-            config.listen,
-            EndpointConfig::default(),
-            Arc::new(view),
-        )
-        .await?;
+        let endpoint = ClientEndpoint::start_shared(EndpointConfig::default(), Arc::new(view));
         connect::<KvPort, _, _>(&overlay, &endpoint).await?;
         let (gateway, service) = Gateway::start(GatewayConfig::default());
         connect::<KvPort, _, _>(&overlay, &gateway).await?;
@@ -173,7 +187,31 @@ impl Node {
             })?;
         }
 
-        let mut tasks = Vec::new();
+        let targets = mux::Targets {
+            link: link.downgrade(),
+            native: endpoint.downgrade(),
+            http: None,
+        };
+        let mut tasks = vec![mux::serve(listener, targets, mux::MuxConfig::default())];
+        let http_addr = match config.http {
+            Some(http) => {
+                let listener = bind(http).await?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| NodeError::Listen { addr: http, source })?;
+                let state = HttpState {
+                    service: service.clone(),
+                    cluster: Arc::new(NodeCluster::new(id, maps.clone(), addr)),
+                };
+                tasks.push(TaskGuard::spawn(async move {
+                    if let Err(e) = http::serve(listener, state, std::future::pending()).await {
+                        tracing::error!(error = %e, "HTTP server failed");
+                    }
+                }));
+                Some(bound)
+            }
+            None => None,
+        };
         let resp_addr = match config.resp {
             Some(addr) => {
                 let listener = bind(addr).await?;
@@ -192,10 +230,10 @@ impl Node {
         };
         let info = NodeInfo {
             id,
-            link: link_addr,
-            client: client_addr,
+            link: addr,
+            client: addr,
             resp: resp_addr,
-            http: config.http,
+            http: http_addr,
         };
         let wiring = Wiring {
             me: id,
@@ -222,7 +260,7 @@ impl Node {
                 static_maps = Some(maps_tx);
             }
         }
-        tracing::info!(node = %id, native = %client_addr, link = %link_addr, resp = ?resp_addr, "node started");
+        tracing::info!(node = %id, listen = %bound, %addr, resp = ?resp_addr, "node started");
         Ok(Node {
             id,
             info,
@@ -276,7 +314,9 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
 /// not reuse its old one (it forgot its promises).
 fn fresh_id() -> u64 {
     loop {
-        let id = uuid::Uuid::new_v4().as_u64_pair().0;
+        // The low half: the high half holds the UUID version nibble, which would make every
+        // short id shown in `status` start with the same digit.
+        let id = uuid::Uuid::new_v4().as_u64_pair().1;
         if id != 0 {
             return id;
         }

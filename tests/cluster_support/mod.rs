@@ -82,8 +82,8 @@ pub struct Cluster {
 }
 
 /// The next port to probe. Ports are taken below Linux's ephemeral range (32768 and up), so
-/// the ports the nodes' links bind with port 0 can never take one a test has planned for a
-/// node; a per-process start spreads concurrent test processes apart.
+/// outgoing sockets and anything bound with port 0 can never take one a test has planned for
+/// a node; a per-process start spreads concurrent test processes apart.
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 const FIRST_PORT: u16 = 12_000;

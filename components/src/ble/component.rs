@@ -125,6 +125,10 @@ impl LeaderElection {
             });
         }
         if let Some(ballot) = self.core.take_leader() {
+            if let Topic::LeaderElection(group) = self.topic {
+                metrics::counter!("kv_leader_changes_total", "group" => group.0.to_string())
+                    .increment(1);
+            }
             self.election.trigger(ElectionIndication::Leader(ballot));
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use kameo::actor::WeakActorRef;
 use kv_ports::ids::NodeId;
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -18,7 +19,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::config::LinkConfig;
 use super::events::{Accepted, Closed, Dialed, Inbound, Tick};
-use super::frame::{Frame, FrameCodec, FrameError};
+use super::frame::{check_preamble, Frame, FrameCodec, FrameError, PREAMBLE};
 use super::state::ConnKey;
 use super::PerfectLink;
 use crate::task::{tell_weak as tell, TaskGuard};
@@ -28,7 +29,8 @@ const BATCH: usize = 1024;
 /// Bytes buffered by a writer before it pushes them to the socket without waiting for a flush.
 const WRITE_BUFFER: usize = 256 * 1024;
 
-/// Accepts inbound connections forever, handing each socket to the link.
+/// Accepts inbound connections forever, handing each socket to the link (exactly as another
+/// acceptor would with [`AdoptStream`](super::AdoptStream)).
 pub fn listen(listener: TcpListener, link: WeakActorRef<PerfectLink>) -> TaskGuard {
     TaskGuard::spawn(async move {
         loop {
@@ -86,14 +88,24 @@ pub fn dial(
     })
 }
 
-/// Reads frames and hands them to the link in batches; reports the end of the stream.
+/// Reads frames and hands them to the link in batches; reports the end of the stream. On an
+/// inbound connection (`inbound`) the dialer's [`PREAMBLE`] is read and checked first; the
+/// link's handshake timeout also covers a dialer that never sends it.
 pub fn read(
-    half: OwnedReadHalf,
+    mut half: OwnedReadHalf,
     conn: ConnKey,
     max_frame_len: usize,
+    inbound: bool,
     link: WeakActorRef<PerfectLink>,
 ) -> TaskGuard {
     TaskGuard::spawn(async move {
+        if inbound {
+            if let Err(e) = read_preamble(&mut half).await {
+                tracing::warn!(?conn, error = %e, "closing connection: no link preamble");
+                tell(&link, Closed { conn });
+                return;
+            }
+        }
         let mut batches = FramedRead::new(half, FrameCodec::new(max_frame_len)).ready_chunks(BATCH);
         while let Some(batch) = batches.next().await {
             let mut frames = Vec::with_capacity(batch.len());
@@ -121,16 +133,26 @@ pub fn read(
     })
 }
 
-/// Writes the frames queued for one connection, batching them into few syscalls.
+/// Reads the first four bytes of an inbound connection and checks them.
+async fn read_preamble(half: &mut OwnedReadHalf) -> Result<(), FrameError> {
+    let mut first = [0u8; 4];
+    half.read_exact(&mut first).await?;
+    check_preamble(first)
+}
+
+/// Writes the frames queued for one connection, batching them into few syscalls. On a
+/// connection we dialed (`outbound`) the [`PREAMBLE`] goes first, in the same write as the
+/// `Hello`.
 pub fn write(
     half: OwnedWriteHalf,
     conn: ConnKey,
     max_frame_len: usize,
+    outbound: bool,
     queue: UnboundedReceiver<Frame>,
     link: WeakActorRef<PerfectLink>,
 ) -> TaskGuard {
     TaskGuard::spawn(async move {
-        if let Err(e) = write_loop(half, max_frame_len, queue).await {
+        if let Err(e) = write_loop(half, max_frame_len, outbound, queue).await {
             tracing::warn!(?conn, error = %e, "closing connection: write failed");
             tell(&link, Closed { conn });
         }
@@ -141,10 +163,14 @@ pub fn write(
 async fn write_loop(
     half: OwnedWriteHalf,
     max_frame_len: usize,
+    outbound: bool,
     mut queue: UnboundedReceiver<Frame>,
 ) -> Result<(), FrameError> {
     let mut sink = FramedWrite::new(half, FrameCodec::new(max_frame_len));
     sink.set_backpressure_boundary(WRITE_BUFFER);
+    if outbound {
+        sink.write_buffer_mut().extend_from_slice(&PREAMBLE);
+    }
     while let Some(frame) = queue.recv().await {
         sink.feed(frame).await?;
         for _ in 1..BATCH {

@@ -154,8 +154,14 @@ impl PerfectLink {
         }
     }
 
-    /// Registers a socket and starts its reader and writer.
-    fn open(&mut self, stream: TcpStream, peer: Option<NodeId>, dialer: Option<NodeId>) -> ConnKey {
+    /// Registers a socket and starts its reader and writer (an inbound socket must begin with
+    /// the preamble; on one we dialed, we write it).
+    pub(super) fn open(
+        &mut self,
+        stream: TcpStream,
+        peer: Option<NodeId>,
+        dialer: Option<NodeId>,
+    ) -> ConnKey {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
@@ -164,9 +170,10 @@ impl PerfectLink {
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
         let max = self.config.max_frame_len;
+        let outbound = dialer == Some(self.me);
         let tasks = [
-            connection::read(read, key, max, self.myself.clone()),
-            connection::write(write, key, max, rx, self.myself.clone()),
+            connection::read(read, key, max, !outbound, self.myself.clone()),
+            connection::write(write, key, max, outbound, rx, self.myself.clone()),
         ];
         let conn = Conn {
             peer,
@@ -194,6 +201,7 @@ impl PerfectLink {
             peer.up = false;
             tracing::info!(me = %self.me, peer = %node, "peer down");
             self.net.trigger(NetIndication::PeerDown(node));
+            metrics::counter!("kv_peer_down_total").increment(1);
         }
         Some(node)
     }
@@ -209,6 +217,7 @@ impl PerfectLink {
         let delay = peer.backoff;
         peer.backoff = self.config.next_backoff(delay);
         self.ensure_dial(node, delay);
+        metrics::counter!("kv_link_reconnects_total").increment(1);
     }
 
     fn on_frame(&mut self, key: ConnKey, frame: Frame) -> Result<(), ProtocolError> {

@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 use uuid::Uuid;
 
+/// The 4 bytes a dialer writes before its first frame, so that a port shared with other
+/// protocols (the node's multiplexer) can tell a link connection from a client's, and so
+/// that anything else dialing a link is refused before a single frame is decoded.
+pub const PREAMBLE: [u8; 4] = *b"KVL1";
+
 /// Bytes a `Data` frame adds around its payload, at most (tag, varint seq, topic, varint len).
 pub const DATA_OVERHEAD: usize = 32;
 
@@ -83,6 +88,18 @@ pub enum FrameError {
     /// The body was not a valid postcard `Frame`.
     #[error("undecodable frame: {0}")]
     Decode(#[from] postcard::Error),
+    /// An inbound connection did not start with [`PREAMBLE`]: not a link peer.
+    #[error("not a link connection: it began with {0:02x?}")]
+    BadPreamble([u8; 4]),
+}
+
+/// Checks the first bytes of an inbound connection against [`PREAMBLE`].
+pub fn check_preamble(first: [u8; 4]) -> Result<(), FrameError> {
+    if first == PREAMBLE {
+        Ok(())
+    } else {
+        Err(FrameError::BadPreamble(first))
+    }
 }
 
 /// Encodes and decodes [`Frame`]s with a maximum length.
@@ -210,6 +227,16 @@ mod tests {
         buf.put_u32(1_000_000);
         buf.put_slice(&[0; 16]);
         assert!(matches!(codec.decode(&mut buf), Err(FrameError::Io(_))));
+    }
+
+    #[test]
+    fn only_the_exact_preamble_passes() {
+        assert!(check_preamble(*b"KVL1").is_ok());
+        assert!(matches!(
+            check_preamble(*b"KVL2"),
+            Err(FrameError::BadPreamble(b)) if b == *b"KVL2"
+        ));
+        assert!(check_preamble([0, 0, 0, 9]).is_err());
     }
 
     #[test]

@@ -9,7 +9,12 @@
 //! (`frame.rs`); per-peer sequencing is a pure state machine (`session.rs`).
 //!
 //! # Connections and handshake
-//! There is one connection per peer. Each side sends `Hello { node, listen, token,
+//! There is one connection per peer. The dialer first writes the 4-byte [`PREAMBLE`]
+//! (`KVL1`), which lets a port shared with other protocols recognise link connections and
+//! makes the acceptor refuse anything else before decoding a frame. Inbound connections come
+//! from the link's own listener ([`PerfectLink::start`]) or, when another task owns the port
+//! ([`PerfectLink::start_shared`]), are handed over with [`AdoptStream`]; both are treated
+//! alike. Then each side sends `Hello { node, listen, token,
 //! next_expected, expected_from }` (the dialer first, the acceptor in reply), so the acceptor
 //! learns who dialed and where to dial it back, and each side resends its unacknowledged frames
 //! from the peer's `next_expected`. A side sends data only after it has seen the other's
@@ -63,11 +68,12 @@ use kameo::Actor;
 use kv_ports::ids::NodeId;
 use kv_ports::network::{NetIndication, NetRequest, NetworkPort, Topic};
 use kv_ports::port::{ConnectionId, ProvidedPort, Req};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
 
 use crate::task::TaskGuard;
 pub use config::LinkConfig;
+pub use frame::PREAMBLE;
 use frame::{Frame, Hello, Token, DATA_OVERHEAD};
 use state::{Conn, ConnKey, Peer};
 
@@ -80,14 +86,20 @@ pub enum LinkError {
     /// The actor stopped before it could answer.
     #[error("the link stopped during start-up")]
     Stopped,
+    /// Neither a listener nor `LinkConfig::advertise`: peers would not know where to dial.
+    #[error("a link without a listener needs an advertised address")]
+    NoAddress,
 }
 
 /// What a [`PerfectLink`] starts from.
 pub struct LinkArgs {
     /// This process's node id.
     pub node: NodeId,
-    /// An already bound listener (see [`PerfectLink::start`] to bind one).
-    pub listener: TcpListener,
+    /// An already bound listener (see [`PerfectLink::start`] to bind one), or `None` when
+    /// another task owns the port and hands inbound connections over with [`AdoptStream`]
+    /// (then [`LinkConfig::advertise`] must say where peers dial; see
+    /// [`PerfectLink::start_shared`]).
+    pub listener: Option<TcpListener>,
     /// Tuning.
     pub config: LinkConfig,
 }
@@ -120,10 +132,30 @@ impl PerfectLink {
         let addr = listener.local_addr()?;
         let link = kv_ports::component::spawn::<PerfectLink>(LinkArgs {
             node,
-            listener,
+            listener: Some(listener),
             config,
         });
         Ok((link, addr))
+    }
+
+    /// Spawns a link without a listener of its own, for a port shared with other protocols:
+    /// whoever accepts on it hands link connections (those starting with [`PREAMBLE`],
+    /// left unread) over with [`AdoptStream`]. `advertise` is that port's address as peers
+    /// should dial it; it overrides `config.advertise`.
+    pub fn start_shared(
+        node: NodeId,
+        advertise: SocketAddr,
+        config: LinkConfig,
+    ) -> ActorRef<PerfectLink> {
+        let config = LinkConfig {
+            advertise: Some(advertise),
+            ..config
+        };
+        kv_ports::component::spawn::<PerfectLink>(LinkArgs {
+            node,
+            listener: None,
+            config,
+        })
     }
 }
 
@@ -132,17 +164,31 @@ impl Actor for PerfectLink {
     type Error = LinkError;
 
     async fn on_start(args: LinkArgs, me: ActorRef<Self>) -> Result<Self, LinkError> {
-        let listen = args.listener.local_addr()?;
+        let bound = args
+            .listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+        let advertise = args
+            .config
+            .advertise
+            .or(bound)
+            .ok_or(LinkError::NoAddress)?;
+        let listen = bound.unwrap_or(advertise);
         let myself = me.downgrade();
-        let tasks = vec![
-            connection::listen(args.listener, myself.clone()),
-            connection::tick(args.config.ack_interval, myself.clone()),
-        ];
-        let advertise = args.config.advertise.unwrap_or(listen);
+        let mut tasks = vec![connection::tick(args.config.ack_interval, myself.clone())];
+        if let Some(listener) = args.listener {
+            tasks.push(connection::listen(listener, myself.clone()));
+        }
         if advertise.ip().is_unspecified() {
             tracing::warn!(%advertise, "advertising an unspecified address; set `advertise`");
         }
-        tracing::info!(node = %args.node, %listen, %advertise, "perfect link listening");
+        match bound {
+            Some(_) => {
+                tracing::info!(node = %args.node, %listen, %advertise, "perfect link listening")
+            }
+            None => tracing::info!(node = %args.node, %advertise, "perfect link on a shared port"),
+        }
         Ok(PerfectLink {
             me: args.node,
             incarnation: Uuid::new_v4(),
@@ -207,7 +253,28 @@ impl Message<DropConnections> for PerfectLink {
     }
 }
 
-/// Admin ask: the address the link's socket is bound to.
+/// Another acceptor's inbound connection, handed to a link started with
+/// [`PerfectLink::start_shared`]: treated exactly like one the link accepted itself, so the
+/// stream must still begin with the dialer's [`PREAMBLE`] (peek at it, don't read it), and a
+/// stream that does not is closed.
+pub struct AdoptStream {
+    /// The accepted socket, nothing read from it.
+    pub stream: TcpStream,
+    /// The remote address (for logs).
+    pub from: SocketAddr,
+}
+
+impl Message<AdoptStream> for PerfectLink {
+    type Reply = ();
+
+    async fn handle(&mut self, msg: AdoptStream, _: &mut Context<Self, ()>) {
+        let key = self.open(msg.stream, None, None);
+        tracing::debug!(me = %self.me, from = %msg.from, ?key, "adopted connection");
+    }
+}
+
+/// Admin ask: the address the link's socket is bound to (for a link on a shared port, the
+/// advertised address).
 #[derive(Debug, Clone, Copy)]
 pub struct LocalAddr;
 

@@ -160,7 +160,9 @@ impl Paxos {
 
     /// Sends what the core produced and reports what changed.
     fn flush(&mut self) {
-        for (to, msg) in self.core.take_outgoing() {
+        let outgoing = self.core.take_outgoing();
+        count_accept_batch(&outgoing, self.core.log_len());
+        for (to, msg) in outgoing {
             let payload = encode(&msg);
             self.net.trigger(NetRequest::Send {
                 to,
@@ -170,6 +172,7 @@ impl Paxos {
         }
         let decided = self.core.take_decided();
         if !decided.is_empty() {
+            metrics::counter!("kv_decided_entries_total").increment(decided.len() as u64);
             self.consensus
                 .trigger(ConsensusIndication::Decided(decided));
         }
@@ -186,6 +189,24 @@ impl Paxos {
             self.told_leader = leader;
             self.consensus.trigger(ConsensusIndication::Leader(leader));
         }
+    }
+}
+
+/// Metrics: counts the leader's accept batch among a drain's messages, if there is one (the
+/// same entries go to every follower, ending at the log's end; a resend to a lagging follower
+/// that reaches the end counts too). A group of one member sends no batches.
+fn count_accept_batch(outgoing: &[(NodeId, PaxosMsg<KvCommand>)], log_len: u64) {
+    let batch = outgoing.iter().find_map(|(_, msg)| match msg {
+        PaxosMsg::AcceptDecide { start, entries, .. }
+            if !entries.is_empty() && start + entries.len() as u64 == log_len =>
+        {
+            Some(entries.len() as u64)
+        }
+        _ => None,
+    });
+    if let Some(entries) = batch {
+        metrics::counter!("kv_accept_batches_total").increment(1);
+        metrics::counter!("kv_proposals_batched_total").increment(entries);
     }
 }
 

@@ -1,0 +1,117 @@
+//! Two [`ClusterInfo`]s: a data node's ([`NodeCluster`]) and a fixed in-memory one
+//! ([`StaticCluster`]) for tests and single-process set-ups.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use kv_ports::ids::{GroupId, NodeId};
+use kv_ports::membership::{Epoch, SlotMap};
+use tokio::sync::watch;
+
+use super::status::status_json;
+use super::{ClusterInfo, ViewChange, ViewChanged, FIXED_VIEW};
+use crate::client::{Client, ClientConfig};
+
+/// A data node's view of the cluster: the map it routes by (from the node's map watch) and a
+/// status assembled by asking every node, like the REPL's `status`, through a client of the
+/// node's own native endpoint. The view is fixed: [`ClusterInfo::update_view`] answers
+/// [`FIXED_VIEW`].
+pub struct NodeCluster {
+    me: NodeId,
+    maps: watch::Receiver<SlotMap>,
+    client: Option<Arc<Client>>,
+}
+
+impl NodeCluster {
+    /// The view of node `me`, following `maps`, probing the cluster through the native endpoint
+    /// at `native` (the node's own).
+    pub fn new(me: NodeId, maps: watch::Receiver<SlotMap>, native: SocketAddr) -> NodeCluster {
+        // Cannot fail: one address is given. Without a client, /status shows the map alone.
+        let client = Client::connect([native], ClientConfig::default())
+            .ok()
+            .map(Arc::new);
+        NodeCluster { me, maps, client }
+    }
+}
+
+impl ClusterInfo for NodeCluster {
+    fn map(&self) -> SlotMap {
+        self.maps.borrow().clone()
+    }
+
+    fn me(&self) -> Option<NodeId> {
+        Some(self.me)
+    }
+
+    fn locate(&self, key: &[u8]) -> (Epoch, Option<GroupId>) {
+        let map = self.maps.borrow();
+        (map.epoch, map.group_of_key(key))
+    }
+
+    fn status_json(&self) -> BoxFuture<'static, serde_json::Value> {
+        let map = self.map();
+        let me = self.me;
+        let client = self.client.clone();
+        Box::pin(async move {
+            let probe = match &client {
+                Some(client) => client.cluster_status().await.map_err(|e| e.to_string()),
+                None => Err("no client for the probe".to_owned()),
+            };
+            match probe {
+                Ok(status) => status_json(&map, Some(me), Some(&status), None),
+                Err(error) => status_json(&map, Some(me), None, Some(&error)),
+            }
+        })
+    }
+
+    fn update_view(&self, _: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
+        Box::pin(async { Err(FIXED_VIEW.to_owned()) })
+    }
+}
+
+/// A cluster view held in memory: a map set by its owner, no probe (the status shows the map
+/// alone) and no view changes ([`FIXED_VIEW`]).
+pub struct StaticCluster {
+    map: Mutex<SlotMap>,
+    me: Option<NodeId>,
+}
+
+impl StaticCluster {
+    /// A view of `map` from node `me` (`None`: a front end outside the cluster).
+    pub fn new(map: SlotMap, me: Option<NodeId>) -> StaticCluster {
+        StaticCluster {
+            map: Mutex::new(map),
+            me,
+        }
+    }
+
+    /// Replaces the map.
+    pub fn set_map(&self, map: SlotMap) {
+        *self.map.lock().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+}
+
+impl ClusterInfo for StaticCluster {
+    fn map(&self) -> SlotMap {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn me(&self) -> Option<NodeId> {
+        self.me
+    }
+
+    fn locate(&self, key: &[u8]) -> (Epoch, Option<GroupId>) {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        (map.epoch, map.group_of_key(key))
+    }
+
+    fn status_json(&self) -> BoxFuture<'static, serde_json::Value> {
+        let status = status_json(&self.map(), self.me, None, None);
+        Box::pin(async move { status })
+    }
+
+    fn update_view(&self, _: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
+        Box::pin(async { Err(FIXED_VIEW.to_owned()) })
+    }
+}

@@ -3,14 +3,17 @@
 //! and linearizability of the client history.
 //!
 //! - CI: `cargo test --test sim` (`SIM_SEEDS`, default 2000; `SIM_OPS`, default 200;
-//!   `SIM_FIRST_SEED`, default 0; `SIM_THREADS`, default 2).
-//! - Replay one seed with a trace: `SIM_SEED=123 cargo test --test sim -- replay --nocapture`.
+//!   `SIM_HARSH_SEEDS`, default 300; `SIM_RECONFIG_SEEDS`, default 1000;
+//!   `SIM_RECONFIG_HARSH_SEEDS`, default 300; `SIM_FIRST_SEED`, default 0; `SIM_THREADS`,
+//!   default 2).
+//! - Replay one seed with a trace: `SIM_SEED=123 cargo test --test sim -- replay --nocapture`
+//!   (add `SIM_HARSH=1`, `SIM_RECONFIG=1`, `SIM_BROKEN=1` as the failure report says).
 //! - Long soak: see `tests/soak.rs`.
 
 #[path = "sim/mod.rs"]
 mod sim;
 
-use sim::runner::{env_u64, run_and_check};
+use sim::runner::{env_u64, run_and_check, Mode};
 use sim::{run, SimConfig};
 
 #[test]
@@ -18,7 +21,7 @@ fn seeded_fault_schedules_are_safe_live_and_linearizable() {
     let count = env_u64("SIM_SEEDS", 2000);
     let ops = env_u64("SIM_OPS", 200) as usize;
     let first = env_u64("SIM_FIRST_SEED", 0);
-    run_and_check(first, count, ops, false);
+    run_and_check(first, count, ops, Mode::default());
 }
 
 #[test]
@@ -26,7 +29,35 @@ fn harsh_schedules_are_safe_and_linearizable() {
     let count = env_u64("SIM_HARSH_SEEDS", 300);
     let ops = env_u64("SIM_OPS", 200) as usize;
     let first = env_u64("SIM_FIRST_SEED", 0) + 10_000_000;
-    run_and_check(first, count, ops, true);
+    let mode = Mode {
+        harsh: true,
+        ..Mode::default()
+    };
+    run_and_check(first, count, ops, mode);
+}
+
+#[test]
+fn reconfiguration_schedules_are_safe_live_and_linearizable() {
+    let count = env_u64("SIM_RECONFIG_SEEDS", 1000);
+    let ops = env_u64("SIM_OPS", 200) as usize;
+    let first = env_u64("SIM_FIRST_SEED", 0) + 20_000_000;
+    let mode = Mode {
+        reconfig: true,
+        ..Mode::default()
+    };
+    run_and_check(first, count, ops, mode);
+}
+
+#[test]
+fn harsh_reconfiguration_schedules_are_safe_and_linearizable() {
+    let count = env_u64("SIM_RECONFIG_HARSH_SEEDS", 300);
+    let ops = env_u64("SIM_OPS", 200) as usize;
+    let first = env_u64("SIM_FIRST_SEED", 0) + 30_000_000;
+    let mode = Mode {
+        harsh: true,
+        reconfig: true,
+    };
+    run_and_check(first, count, ops, mode);
 }
 
 #[test]
@@ -40,6 +71,8 @@ fn replay() {
     cfg.trace = true;
     cfg.broken = std::env::var("SIM_BROKEN").is_ok();
     cfg.harsh = std::env::var("SIM_HARSH").is_ok();
+    cfg.reconfig = std::env::var("SIM_RECONFIG").is_ok();
+    cfg.forget_sessions = std::env::var("SIM_FORGET_SESSIONS").is_ok();
     match run(&cfg) {
         Ok(o) => eprintln!("seed {seed} passed: {o:?}"),
         Err(f) => {
@@ -102,6 +135,39 @@ fn broken_promise_check_is_caught() {
             "broken core, ballot check {check_ballots}: {caught} of {seeds} seeds caught; first alarms {kinds:?}"
         );
     }
+}
+
+#[test]
+fn forgotten_sessions_across_a_reconfiguration_are_caught() {
+    let first = 20_000_000;
+    let run_broken = |seed| {
+        let mut cfg = SimConfig::new(seed, 200);
+        cfg.reconfig = true;
+        cfg.forget_sessions = true;
+        run(&cfg).err().map(|f| f.reason)
+    };
+    let caught =
+        (first..first + BROKEN_BUDGET).find_map(|s| run_broken(s).map(|r| (s - first + 1, r)));
+    let (n, reason) = caught.expect("a state transfer without sessions must be caught");
+    eprintln!("forgotten sessions caught after {n} seed(s): {reason}");
+    let seeds = env_u64("SIM_BROKEN_RATE_SEEDS", 40);
+    let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
+    for seed in first..first + seeds {
+        if let Some(r) = run_broken(seed) {
+            let kind = if r.contains("took effect at") {
+                "applied twice across configurations"
+            } else if r.contains("executed twice") {
+                "executed twice on one node"
+            } else if r.contains("not linearizable") {
+                "not linearizable"
+            } else {
+                "other"
+            };
+            *kinds.entry(kind).or_default() += 1;
+        }
+    }
+    let caught: u64 = kinds.values().sum();
+    eprintln!("forgotten sessions: {caught} of {seeds} seeds caught; first alarms {kinds:?}");
 }
 
 #[test]

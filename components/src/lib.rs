@@ -13,6 +13,7 @@ pub mod memory_link;
 pub mod overlay;
 pub mod perfect_link;
 pub mod quorum;
+pub mod reconfig;
 pub mod replica;
 pub mod sequence_paxos;
 pub mod task;

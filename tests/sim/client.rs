@@ -21,6 +21,9 @@ pub struct Pending {
     pub cmd: KvCommand,
     pub rec: usize,
     pub timeouts: u32,
+    /// The last attempt was answered with a redirect (`NotLeader`, `Sealed`), not met with
+    /// silence: in reconfiguration schedules its retry is not counted as a timeout.
+    pub redirected: bool,
     pub tries: u32,
     pub deadline: u64,
 }
@@ -33,6 +36,9 @@ pub struct Client {
     pub cur: Option<Pending>,
     pub hint: Option<NodeId>,
     pub next_at: u64,
+    /// The configuration whose members this client talks to (its "published map"): moved on
+    /// by a `Sealed { next_config }` answer, or refreshed after a timeout.
+    pub view: u32,
     last_seen: Vec<Option<String>>,
 }
 
@@ -62,6 +68,7 @@ impl Client {
             cur: None,
             hint: None,
             next_at: 0,
+            view: 0,
             last_seen: vec![None; keys],
         }
     }

@@ -1,4 +1,5 @@
 //! Fault injection: cut a link, isolate a node, split the group, heal, crash (crash-stop).
+//! Faults pick among every node the schedule ever started (old, current and joining members).
 
 use kv_ports::ids::NodeId;
 use rand::seq::SliceRandom;
@@ -20,7 +21,7 @@ fn cut(sim: &mut Sim, a: NodeId, b: NodeId) {
     if a != b && sim.net.cut(a, b) {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(n) = sim.node_mut(x) {
-                n.member.connection_lost(y);
+                n.group.connection_lost(y);
             }
         }
     }
@@ -30,7 +31,7 @@ fn restore(sim: &mut Sim, a: NodeId, b: NodeId) {
     if sim.net.restore(a, b) {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(n) = sim.node_mut(x) {
-                n.member.reconnected(y);
+                n.group.reconnected(y);
             }
         }
     }
@@ -43,8 +44,8 @@ pub fn heal_all(sim: &mut Sim) {
 }
 
 fn random_member(sim: &mut Sim) -> NodeId {
-    let i = sim.rng.gen_range(0..sim.members.len());
-    sim.members[i]
+    let i = sim.rng.gen_range(0..sim.universe.len());
+    sim.universe[i]
 }
 
 /// The schedule's early crash (see `Params::early_crash`), within its crash budget; the
@@ -65,7 +66,7 @@ pub fn maybe_inject(sim: &mut Sim) {
     if !sim.rng.gen_bool(sim.params.fault_p) {
         return;
     }
-    let members = sim.members.clone();
+    let members = sim.universe.clone();
     match sim.rng.gen_range(0..100) {
         0..30 => {
             sim.faults.heals += 1;

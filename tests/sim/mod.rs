@@ -6,6 +6,12 @@
 //! ticks, a third skew the nodes' clocks (skipped and doubled ticks), and some crash a node
 //! during the first elections, then stay quiet (no fault, no loss) so a stuck group shows up
 //! as a liveness failure instead of being shaken loose by the next fault.
+//!
+//! Reconfiguration schedules (`SimConfig::reconfig`) add a driver playing the coordinator: once
+//! or twice per run it asks the current configuration's leader to change members (replace one
+//! or two members with brand-new nodes, add one, remove one), publishes the new member list to
+//! the clients, and starts the new nodes, which join by snapshot. Faults, loss and crashes go
+//! on throughout; clients follow `Sealed { next_config }` to the new members.
 #![allow(dead_code)]
 
 pub mod client;
@@ -25,6 +31,7 @@ use kv_components::sequence_paxos::StopSign;
 use kv_ports::ids::NodeId;
 use kv_ports::kv::KvResult;
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use client::{client_idx, Client, Pending, MAX_TIMEOUTS, MAX_TRIES, TIMEOUT};
@@ -53,6 +60,19 @@ pub struct SimConfig {
     /// frequent faults): dueling leaders everywhere. Safety and linearizability are checked;
     /// liveness is not (no timeout can be right for such a network).
     pub harsh: bool,
+    /// Membership changes mid-run (one or two per schedule), see the module docs.
+    pub reconfig: bool,
+    /// TEST ONLY: new configurations start without the client sessions (must be caught).
+    pub forget_sessions: bool,
+}
+
+impl SimConfig {
+    fn bugs(&self) -> node::Bugs {
+        node::Bugs {
+            skip_promise_check: self.broken,
+            forget_sessions: self.forget_sessions,
+        }
+    }
 }
 
 impl SimConfig {
@@ -65,6 +85,8 @@ impl SimConfig {
             trace: false,
             stale_reads: false,
             harsh: false,
+            reconfig: false,
+            forget_sessions: false,
         }
     }
 }
@@ -92,6 +114,14 @@ pub struct Outcome {
     pub staggered: bool,
     pub skewed: bool,
     pub quiet: bool,
+    /// Membership changes chosen (StopSigns of reconfiguration schedules).
+    pub changes: u64,
+    /// Nodes that started a configuration from a peer's snapshot (new members and laggards).
+    pub snapshot_installs: u64,
+    /// Members that learnt their configuration was sealed from a peer, not from their log.
+    pub catch_ups: u64,
+    /// Nodes that left the group and retired after their grace period.
+    pub retired: u64,
 }
 
 /// A failing schedule: the seed, why, and the history so far.
@@ -210,7 +240,10 @@ pub struct Sim {
     pub timing: SmallRng,
     pub now: u64,
     event: u64,
-    pub members: Vec<NodeId>,
+    /// Every node the schedule ever started, by id (node `i` is `nodes[i - 1]`).
+    pub universe: Vec<NodeId>,
+    /// The published configurations `(id, members)`, oldest first: the clients' map.
+    pub published: Vec<(u32, Vec<NodeId>)>,
     pub nodes: Vec<Option<Node>>,
     pub net: Net,
     inv: Invariants,
@@ -221,18 +254,48 @@ pub struct Sim {
     out: Vec<(NodeId, Msg)>,
     replies: Vec<Reply>,
     stopsign_tried: Option<u64>,
+    /// Reconfiguration schedules: the driver's own random stream, its plan (the operation
+    /// counts after which to change members) and the change in progress.
+    recfg: SmallRng,
+    plan: Vec<usize>,
+    change: Option<Change>,
+    changes_done: usize,
+    stats: ReconfigStats,
+}
+
+/// A membership change the driver asked for and waits to see chosen.
+#[derive(Clone, Debug)]
+struct Change {
+    from: u32,
+    ss: StopSign,
+    tried_at: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ReconfigStats {
+    retired: u64,
 }
 
 impl Sim {
     pub fn new(cfg: SimConfig) -> Self {
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let mut timing = SmallRng::seed_from_u64(cfg.seed ^ 0x7431_c0c5_57a6_6e75);
-        let params = Params::draw(&mut rng, &mut timing, cfg.ops, cfg.harsh);
+        let mut params = Params::draw(&mut rng, &mut timing, cfg.ops, cfg.harsh);
+        let mut recfg = SmallRng::seed_from_u64(cfg.seed ^ 0x5ec0_4f16_c0de_0001);
+        let mut plan = Vec::new();
+        if cfg.reconfig {
+            params.stopsign_after = None;
+            let changes = if recfg.gen_bool(0.5) { 1 } else { 2 };
+            plan = (0..changes)
+                .map(|_| recfg.gen_range(0..cfg.ops.max(1)))
+                .collect();
+            plan.sort_unstable();
+        }
         let members: Vec<NodeId> = (1..=params.nodes as u64).map(NodeId).collect();
         let nodes: Vec<Option<Node>> = members
             .iter()
             .map(|&id| {
-                let mut n = Node::new(id, &members, cfg.broken, cfg.check_ballots);
+                let mut n = Node::new(id, 0, &members, cfg.bugs(), cfg.check_ballots);
                 n.stale_reads = cfg.stale_reads;
                 Some(n)
             })
@@ -250,7 +313,8 @@ impl Sim {
             timing,
             now: 0,
             event: 0,
-            members,
+            published: vec![(0, members.clone())],
+            universe: members,
             nodes,
             inv: Invariants::default(),
             clients,
@@ -259,11 +323,16 @@ impl Sim {
             out: Vec::new(),
             replies: Vec::new(),
             stopsign_tried: None,
+            recfg,
+            plan,
+            change: None,
+            changes_done: 0,
+            stats: ReconfigStats::default(),
         }
     }
 
     pub fn alive(&self) -> Vec<NodeId> {
-        self.members
+        self.universe
             .iter()
             .copied()
             .filter(|m| self.node(*m).is_some())
@@ -277,10 +346,31 @@ impl Sim {
 
     /// The nodes that are alive and started: the ones clients may pick.
     pub fn up(&self) -> Vec<NodeId> {
-        self.members
+        self.universe
             .iter()
             .copied()
             .filter(|m| self.node(*m).is_some() && self.started(*m))
+            .collect()
+    }
+
+    /// The members of published configuration `config` (the newest if unknown).
+    pub fn config_members(&self, config: u32) -> &[NodeId] {
+        let found = self.published.iter().find(|(c, _)| *c == config);
+        &found.unwrap_or_else(|| self.newest()).1
+    }
+
+    /// The newest published configuration.
+    pub fn newest(&self) -> &(u32, Vec<NodeId>) {
+        self.published.last().expect("configuration 0 is published")
+    }
+
+    /// The live nodes running configuration `config`.
+    fn active_in(&self, config: u32) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .flatten()
+            .filter(|n| n.group.config() == Some(config))
+            .map(|n| n.id)
             .collect()
     }
 
@@ -345,6 +435,9 @@ impl Sim {
             self.client_step(c);
         }
         self.maybe_reconfigure();
+        if self.cfg.trace && self.now.is_multiple_of(50) {
+            self.trace(|| self.describe());
+        }
         for i in 0..self.nodes.len() {
             if self.now < self.params.start_at[i] {
                 continue;
@@ -352,8 +445,14 @@ impl Sim {
             let Some(n) = self.nodes[i].as_mut() else {
                 continue;
             };
-            n.drain(&mut self.out, &mut self.replies, &mut self.inv)?;
+            let retired = n.drain(&mut self.out, &mut self.replies, &mut self.inv)?;
             let from = n.id;
+            if retired {
+                // Its grace period is over: the shell stops it (its last words still go out).
+                self.stats.retired += 1;
+                self.nodes[i] = None;
+                self.trace(|| format!("{from} retired"));
+            }
             for (to, msg) in std::mem::take(&mut self.out) {
                 self.net.send(&mut self.rng, self.now, from, to, msg);
             }
@@ -364,13 +463,23 @@ impl Sim {
         Ok(())
     }
 
-    fn pick_target(&mut self, hint: Option<NodeId>) -> NodeId {
+    fn pick_target(&mut self, hint: Option<NodeId>, view: u32) -> NodeId {
         if let Some(h) = hint.filter(|h| self.node(*h).is_some() && self.started(*h)) {
             return h;
         }
-        let mut up = self.up();
+        let members = self.config_members(view);
+        let live = |m: &&NodeId| self.node(**m).is_some();
+        let mut up: Vec<NodeId> = members
+            .iter()
+            .filter(live)
+            .copied()
+            .filter(|m| self.started(*m))
+            .collect();
         if up.is_empty() {
             // Everyone started so far crashed: the request goes to a process not yet up.
+            up = members.iter().filter(live).copied().collect();
+        }
+        if up.is_empty() {
             up = self.alive();
         }
         up[self.rng.gen_range(0..up.len())]
@@ -379,7 +488,8 @@ impl Sim {
     /// Send the client's current command to a node; an immediate answer is handled at once.
     fn send_current(&mut self, c: usize) {
         let hint = self.clients[c].hint;
-        let target = self.pick_target(hint);
+        let view = self.clients[c].view;
+        let target = self.pick_target(hint, view);
         let cur = self.clients[c]
             .cur
             .as_mut()
@@ -424,17 +534,34 @@ impl Sim {
                     cmd,
                     rec,
                     timeouts: 0,
+                    redirected: false,
                     tries: 0,
                     deadline: 0,
                 });
                 self.send_current(c);
             }
             Some(p) if now >= p.deadline => {
-                p.timeouts += 1;
-                if p.timeouts >= MAX_TIMEOUTS || p.tries >= MAX_TRIES {
+                // A real client has a deadline, not a count of redirects: in reconfiguration
+                // schedules (where a new configuration takes a few election rounds to start)
+                // only silence counts as a timeout.
+                if !(self.cfg.reconfig && p.redirected) {
+                    p.timeouts += 1;
+                }
+                p.redirected = false;
+                // Redirects between configurations cost attempts too: allow more of them.
+                let max_tries = if self.cfg.reconfig {
+                    2 * MAX_TRIES
+                } else {
+                    MAX_TRIES
+                };
+                if p.timeouts >= MAX_TIMEOUTS || p.tries >= max_tries {
                     self.give_up(c);
                 } else {
                     client.hint = None;
+                    if self.cfg.reconfig {
+                        // Like a router refreshing a stale map after a timeout.
+                        client.view = self.published.last().map_or(0, |p| p.0);
+                    }
                     self.send_current(c);
                 }
             }
@@ -442,13 +569,18 @@ impl Sim {
         }
     }
 
-    /// In schedules that seal the group, propose the StopSign (again, until it is chosen).
+    /// In schedules that seal the group, propose the StopSign (again, until it is chosen): it
+    /// names configuration 1 with the same members. Reconfiguration schedules drive membership
+    /// changes instead (`drive_changes`).
     fn maybe_reconfigure(&mut self) {
+        if self.cfg.reconfig {
+            return self.drive_changes();
+        }
         let Some(after) = self.params.stopsign_after else {
             return;
         };
         let due = self.stopsign_tried.is_none_or(|t| self.now >= t + 20);
-        if self.history.len() < after || self.inv.stopsign_idx().is_some() || !due {
+        if self.history.len() < after || self.inv.stopsign_idx(0).is_some() || !due {
             return;
         }
         let up = self.up();
@@ -458,13 +590,147 @@ impl Sim {
         let target = up[self.rng.gen_range(0..up.len())];
         let ss = StopSign {
             next_config: 1,
-            members: self.members.clone(),
+            members: self.universe.clone(),
             metadata: vec![7],
         };
+        if self.published.len() == 1 {
+            self.published.push((1, ss.members.clone()));
+        }
         let node = self.node_mut(target).expect("alive");
-        if node.member.reconfigure(ss).is_ok() {
+        if node.group.change_members(0, ss).is_ok() {
             self.stopsign_tried = Some(self.now);
             self.trace(|| format!("stopsign proposed at {target}"));
+        }
+    }
+
+    /// The coordinator's part: when the plan says so, pick the next member set, publish it,
+    /// start the new nodes (joining) and ask the current leader to seal the configuration with
+    /// a StopSign naming it; retry until the StopSign is chosen.
+    fn drive_changes(&mut self) {
+        if let Some(ch) = &self.change {
+            if self.inv.stopsign_idx(ch.from).is_some() {
+                self.trace(|| format!("c{} sealed: c{} chosen", ch.from, ch.ss.next_config));
+                self.change = None;
+                self.changes_done += 1;
+            } else if ch.tried_at.is_none_or(|t| self.now >= t + 20) {
+                self.propose_change();
+            }
+            return;
+        }
+        let Some(&after) = self.plan.get(self.changes_done) else {
+            return;
+        };
+        let (cur, members) = self.newest().clone();
+        if self.history.len() < after || self.active_in(cur).is_empty() {
+            return;
+        }
+        let next = self.next_members(&members);
+        let id = cur + 1;
+        let mut sources = members.clone();
+        sources.extend(next.iter().copied().filter(|m| !members.contains(m)));
+        let mut joiners: Vec<NodeId> = next
+            .iter()
+            .copied()
+            .filter(|m| !members.contains(m))
+            .collect();
+        joiners.sort_unstable();
+        for m in joiners {
+            assert_eq!(m.0 as usize, self.nodes.len() + 1, "node ids are dense");
+            let sources: Vec<NodeId> = sources.iter().copied().filter(|s| *s != m).collect();
+            let mut node =
+                Node::joining(m, cur, id, sources, self.cfg.bugs(), self.cfg.check_ballots);
+            node.stale_reads = self.cfg.stale_reads;
+            self.nodes.push(Some(node));
+            self.params.start_at.push(self.now);
+            self.params.tick_skew.push((0.0, 0.0));
+            self.universe.push(m);
+        }
+        self.trace(|| format!("change c{cur} {members:?} -> c{id} {next:?}"));
+        self.published.push((id, next.clone()));
+        self.change = Some(Change {
+            from: cur,
+            ss: StopSign {
+                next_config: id,
+                members: next,
+                metadata: vec![],
+            },
+            tried_at: None,
+        });
+        self.propose_change();
+    }
+
+    /// The next member set: crashed members are replaced by new nodes first; then replace one
+    /// (three members) or two (five), add one, or remove one, never going below
+    /// `2 * crash budget + 1` members (so every configuration keeps a live majority) or above
+    /// the initial size plus one.
+    fn next_members(&mut self, members: &[NodeId]) -> Vec<NodeId> {
+        let budget = self.params.crashes;
+        let min = (2 * budget + 1).max(3);
+        let max = self.params.nodes + 1;
+        let mut fresh = self.nodes.len() as u64;
+        let mut new_id = || {
+            fresh += 1;
+            NodeId(fresh)
+        };
+        let mut next: Vec<NodeId> = Vec::new();
+        for &m in members {
+            next.push(if self.node(m).is_some() { m } else { new_id() });
+        }
+        let replaced = next.iter().filter(|m| !members.contains(m)).count();
+        let kind = self.recfg.gen_range(0..100);
+        if kind < 15 && next.len() < max {
+            next.push(new_id());
+        } else if kind < 30 && next.len() > min {
+            let i = self.recfg.gen_range(0..next.len());
+            next.remove(i);
+        } else {
+            // Replace one member of three, two of five (crashed ones replaced above count).
+            let k: usize = if self.params.nodes >= 5 { 2 } else { 1 };
+            let mut old: Vec<usize> = (0..next.len())
+                .filter(|&i| members.contains(&next[i]))
+                .collect();
+            old.shuffle(&mut self.recfg);
+            for &i in old.iter().take(k.saturating_sub(replaced)) {
+                next[i] = new_id();
+            }
+        }
+        // Number the new nodes densely (a removal may have dropped one just drawn).
+        let mut fresh = self.nodes.len() as u64;
+        for m in next.iter_mut().filter(|m| !members.contains(m)) {
+            fresh += 1;
+            *m = NodeId(fresh);
+        }
+        next
+    }
+
+    /// Ask the leader of the configuration being sealed (or any of its active members, which
+    /// forwards it) to propose the StopSign.
+    fn propose_change(&mut self) {
+        let Some(ch) = self.change.clone() else {
+            return;
+        };
+        let active = self.active_in(ch.from);
+        if active.is_empty() {
+            return;
+        }
+        let leader = active.iter().copied().find(|&p| {
+            self.node(p)
+                .and_then(|n| n.group.member())
+                .is_some_and(|m| m.sp().is_accepting_leader())
+        });
+        let target = leader.unwrap_or_else(|| active[self.recfg.gen_range(0..active.len())]);
+        let node = self.node_mut(target).expect("active");
+        let ok = node.group.change_members(ch.from, ch.ss.clone()).is_ok();
+        if ok {
+            if let Some(c) = self.change.as_mut() {
+                c.tried_at = Some(self.now);
+            }
+            self.trace(|| {
+                format!(
+                    "StopSign c{} -> c{} proposed at {target}",
+                    ch.from, ch.ss.next_config
+                )
+            });
         }
     }
 
@@ -515,12 +781,29 @@ impl Sim {
                 self.clients[c].next_at = self.now + self.rng.gen_range(0..3);
             }
             Err(KvError::NotLeader { hint }) => {
+                if self.cfg.trace {
+                    eprintln!("[t={}] client {c} seq {seq}: not leader {hint:?}", self.now);
+                }
                 // Retry soon (same request id: at most one effect).
                 p.deadline = self.now + 3;
+                p.redirected = true;
                 self.clients[c].hint = hint;
             }
+            Err(KvError::Sealed { next_config }) if self.cfg.reconfig => {
+                // Follow the redirect: retry soon at the next configuration's members, with
+                // the same request id (the session table stops a second effect).
+                p.deadline = self.now + 3;
+                p.redirected = true;
+                self.trace(|| format!("client {c} seq {seq}: sealed, go to c{next_config}"));
+                let client = &mut self.clients[c];
+                client.view = client.view.max(next_config);
+                client.hint = None;
+            }
             Err(KvError::Sealed { .. }) => self.sealed(c),
-            Err(_) => self.give_up(c),
+            Err(e) => {
+                self.trace(|| format!("client {c} seq {seq}: {e:?}"));
+                self.give_up(c)
+            }
         }
     }
 
@@ -553,8 +836,9 @@ impl Sim {
         self.heal_for_good();
         let limit = self.now + 3_000;
         let sealing = self.params.stopsign_after.is_some();
-        while (!self.all_done() || sealing && self.inv.stopsign_idx().is_none()) && self.now < limit
-        {
+        let pending =
+            |s: &Self| sealing && s.inv.stopsign_idx(0).is_none() || s.changes_done < s.plan.len();
+        while (!self.all_done() || pending(self)) && self.now < limit {
             self.step(false)?;
         }
         if self.cfg.harsh {
@@ -570,27 +854,59 @@ impl Sim {
                 self.describe()
             ));
         }
+        if pending(self) {
+            return Err(format!(
+                "liveness: a StopSign was never chosen after the heal\n{}",
+                self.describe()
+            ));
+        }
+        // Members of the newest configuration all run it; everyone else retires.
+        let limit = self.now + 2_000;
+        while !self.settled() && self.now < limit {
+            self.step(false)?;
+        }
         for _ in 0..100 {
             self.step(false)?;
         }
-        let chosen = self.inv.chosen_len();
+        let (config, members) = self.newest().clone();
+        let chosen = self.inv.chosen_len(config);
         for n in self.nodes.iter().flatten() {
-            if sealing && n.member.sp().decided_stopsign().is_none() {
+            if !members.contains(&n.id) {
                 return Err(format!(
-                    "liveness: {} never decided the StopSign\n{}",
+                    "liveness: {} is in no configuration but did not retire\n{}",
                     n.id,
                     self.describe()
                 ));
             }
-            if n.member.sp().decided_idx() != chosen {
-                let (id, ld) = (n.id, n.member.sp().decided_idx());
+            let Some(m) = n
+                .group
+                .member()
+                .filter(|_| n.group.config() == Some(config))
+            else {
                 return Err(format!(
-                    "liveness: {id} decided {ld} of {chosen} entries after heal\n{}",
+                    "liveness: {} does not run c{config} after heal\n{}",
+                    n.id,
+                    self.describe()
+                ));
+            };
+            if m.sp().decided_idx() != chosen {
+                let (id, ld) = (n.id, m.sp().decided_idx());
+                return Err(format!(
+                    "liveness: {id} decided {ld} of {chosen} entries of c{config} after heal\n{}",
                     self.describe()
                 ));
             }
         }
         Ok(())
+    }
+
+    /// Every live node runs the newest configuration if it is a member, else has retired.
+    fn settled(&self) -> bool {
+        let (config, members) = self.newest();
+        self.nodes
+            .iter()
+            .flatten()
+            .all(|n| members.contains(&n.id) && n.group.config() == Some(*config))
     }
 
     fn describe(&self) -> String {
@@ -605,21 +921,27 @@ impl Sim {
             ok: self.history.iter().filter(|r| r.ok == Some(true)).count(),
             unknown: self.history.iter().filter(|r| r.ok.is_none()).count(),
             ticks: self.now,
-            decided: self.inv.chosen_len(),
+            decided: self.inv.chosen_total(),
             sent: self.net.sent,
             dropped: self.net.dropped,
             duplicated: self.net.duplicated,
             faults: self.faults.clone(),
             checker_gave_up: false,
-            sealed: self.inv.stopsign_idx().is_some(),
+            sealed: self.inv.stopsign_idx(0).is_some() && !self.cfg.reconfig,
             failed: self.history.iter().filter(|r| r.ok == Some(false)).count(),
-            staggered: self.params.start_at.iter().any(|&s| s > 0),
+            staggered: self.params.start_at[..self.params.nodes]
+                .iter()
+                .any(|&s| s > 0),
             skewed: self
                 .params
                 .tick_skew
                 .iter()
                 .any(|&(s, d)| s > 0.0 || d > 0.0),
             quiet: self.params.fault_p == 0.0,
+            changes: self.changes_done as u64,
+            snapshot_installs: self.inv.snapshot_installs,
+            catch_ups: self.inv.catch_ups,
+            retired: self.stats.retired,
         }
     }
 }

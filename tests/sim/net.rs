@@ -3,13 +3,13 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 
-use kv_components::replica::MemberMsg;
+use kv_components::reconfig::GroupMsg;
 use kv_ports::ids::NodeId;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-/// A message between two nodes of the group.
-pub type Msg = MemberMsg;
+/// A message between two nodes of the group (tagged with its configuration).
+pub type Msg = GroupMsg;
 
 /// One message in flight, ordered by delivery time then send order (deterministic).
 struct InFlight {

@@ -35,6 +35,10 @@ pub struct Totals {
     staggered: u64,
     skewed: u64,
     quiet: u64,
+    changes: u64,
+    snapshot_installs: u64,
+    catch_ups: u64,
+    retired: u64,
 }
 
 impl Totals {
@@ -60,6 +64,10 @@ impl Totals {
         self.staggered += u64::from(o.staggered);
         self.skewed += u64::from(o.skewed);
         self.quiet += u64::from(o.quiet);
+        self.changes += o.changes;
+        self.snapshot_installs += o.snapshot_installs;
+        self.catch_ups += o.catch_ups;
+        self.retired += o.retired;
     }
 
     fn merge(&mut self, o: Totals) {
@@ -84,6 +92,32 @@ impl Totals {
         self.staggered += o.staggered;
         self.skewed += o.skewed;
         self.quiet += o.quiet;
+        self.changes += o.changes;
+        self.snapshot_installs += o.snapshot_installs;
+        self.catch_ups += o.catch_ups;
+        self.retired += o.retired;
+    }
+}
+
+/// Which kind of schedules to run.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Mode {
+    /// Far worse networks; liveness not checked.
+    pub harsh: bool,
+    /// Membership changes mid-run.
+    pub reconfig: bool,
+}
+
+impl Mode {
+    fn replay_vars(self) -> String {
+        let mut v = String::new();
+        if self.harsh {
+            v.push_str(" SIM_HARSH=1");
+        }
+        if self.reconfig {
+            v.push_str(" SIM_RECONFIG=1");
+        }
+        v
     }
 }
 
@@ -93,7 +127,7 @@ pub fn run_many(
     count: u64,
     ops: usize,
     threads: u64,
-    harsh: bool,
+    mode: Mode,
 ) -> (Totals, Vec<Failure>) {
     let results: Vec<(Totals, Vec<Failure>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -104,7 +138,8 @@ pub fn run_many(
                     let mut seed = first + t;
                     while seed < first + count {
                         let mut cfg = SimConfig::new(seed, ops);
-                        cfg.harsh = harsh;
+                        cfg.harsh = mode.harsh;
+                        cfg.reconfig = mode.reconfig;
                         match run(&cfg) {
                             Ok(o) => totals.add(&o),
                             Err(f) => failures.push(f),
@@ -130,8 +165,8 @@ pub fn run_many(
     (totals, failures)
 }
 
-pub fn report_failures(failures: &[Failure], ops: usize, harsh: bool) {
-    let mode = if harsh { " SIM_HARSH=1" } else { "" };
+pub fn report_failures(failures: &[Failure], ops: usize, mode: Mode) {
+    let mode = mode.replay_vars();
     for f in failures.iter().take(10) {
         eprintln!("FAILED seed {}: {}", f.seed, f.reason);
         eprintln!(
@@ -147,17 +182,22 @@ pub fn report_failures(failures: &[Failure], ops: usize, harsh: bool) {
     }
 }
 
-pub fn run_and_check(first: u64, count: u64, ops: usize, harsh: bool) {
+pub fn run_and_check(first: u64, count: u64, ops: usize, mode: Mode) {
     let threads = env_u64("SIM_THREADS", 2).max(1);
     let start = Instant::now();
-    let (t, failures) = run_many(first, count, ops, threads, harsh);
+    let (t, failures) = run_many(first, count, ops, threads, mode);
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
         "sim{}: {} schedules ({} with 5 nodes) x {ops} ops in {secs:.1}s on {threads} threads; \
          ops {} (ok {}, unknown {}, no effect {}), sealed by StopSign {}, decided {}, ticks {}, msgs {} (dropped {}, duplicated {}), \
          faults: cuts {} isolations {} splits {} heals {} crashes {}; staggered starts {}, tick skew {}, \
-         quiet {}; checker timed out {}",
-        if harsh { " (harsh)" } else { "" },
+         quiet {}; checker timed out {}{}",
+        match (mode.harsh, mode.reconfig) {
+            (false, false) => "",
+            (true, false) => " (harsh)",
+            (false, true) => " (reconfiguration)",
+            (true, true) => " (harsh reconfiguration)",
+        },
         t.schedules,
         t.five_nodes,
         t.ops,
@@ -178,9 +218,17 @@ pub fn run_and_check(first: u64, count: u64, ops: usize, harsh: bool) {
         t.staggered,
         t.skewed,
         t.quiet,
-        t.checker_gave_up
+        t.checker_gave_up,
+        if mode.reconfig {
+            format!(
+                "; membership changes chosen {}, snapshot installs {}, catch-ups by notice {}, retired {}",
+                t.changes, t.snapshot_installs, t.catch_ups, t.retired
+            )
+        } else {
+            String::new()
+        }
     );
-    report_failures(&failures, ops, harsh);
+    report_failures(&failures, ops, mode);
     assert!(
         failures.is_empty(),
         "{} of {count} schedules failed",

@@ -2,11 +2,14 @@
 //! still pure. A node's shell (or the simulator) drives one `MemberCore` per group it serves:
 //! feed it messages, client commands, link events and ticks; drain its output.
 
+use std::collections::HashSet;
+
 use kv_ports::ids::NodeId;
-use kv_ports::kv::{KvCommand, KvResult};
+use kv_ports::kv::{KvCommand, KvResult, RequestId};
 use serde::{Deserialize, Serialize};
 
 use super::core::{refusal, Applied, KvError, Replica, Reply};
+use super::state_machine::Snapshot;
 use crate::ble::{Ble, BleConfig, BleMsg};
 use crate::sequence_paxos::{Entry, PaxosMsg, ProposeError, SequencePaxos, SpConfig, StopSign};
 
@@ -62,30 +65,52 @@ pub struct MemberOutput {
     pub applied: Vec<(u64, Entry<KvCommand>, Applied)>,
 }
 
-/// BLE + Sequence Paxos + Replica of one node in one group.
+/// BLE + Sequence Paxos + Replica of one node in one group (in one configuration: a
+/// reconfiguration starts a new `MemberCore`, see [`crate::reconfig`]).
 #[derive(Clone, Debug)]
 pub struct MemberCore {
     ble: Ble,
     sp: SequencePaxos<KvCommand>,
     replica: Replica,
+    members: Vec<NodeId>,
+    /// Client requests parked here and not answered yet (so a configuration change can answer
+    /// them from the final state instead of dropping them).
+    unanswered: HashSet<RequestId>,
 }
 
 impl MemberCore {
     /// A fresh member with an empty log and store.
     pub fn new(cfg: MemberCoreConfig) -> Self {
+        Self::with_replica(cfg, Replica::new())
+    }
+
+    /// A member of a new configuration: an empty log (indices start at 0 again) over the state
+    /// at the previous configuration's StopSign (store and client sessions).
+    pub fn from_snapshot(cfg: MemberCoreConfig, snapshot: Snapshot) -> Self {
+        let rebased = Snapshot {
+            applied: 0,
+            ..snapshot
+        };
+        Self::with_replica(cfg, Replica::from_snapshot(rebased))
+    }
+
+    fn with_replica(cfg: MemberCoreConfig, replica: Replica) -> Self {
         let ble = Ble::new(BleConfig {
             pid: cfg.pid,
             members: cfg.members.clone(),
             priority: cfg.priority,
             round_ticks: cfg.round_ticks,
         });
+        let members = cfg.members.clone();
         let mut sp_cfg = SpConfig::new(cfg.pid, cfg.members);
         sp_cfg.resend_ticks = cfg.resend_ticks;
         sp_cfg.unsafe_skip_promise_check = cfg.unsafe_skip_promise_check;
         MemberCore {
             ble,
             sp: SequencePaxos::new(sp_cfg),
-            replica: Replica::new(),
+            replica,
+            members,
+            unanswered: HashSet::new(),
         }
     }
 
@@ -110,6 +135,7 @@ impl MemberCore {
             return Some(answer);
         }
         let id = cmd.id;
+        self.unanswered.insert(id);
         if let Err(e) = self.sp.propose(cmd) {
             let hint = self.sp.leader_hint();
             self.replica.reject(id, refusal(e, hint));
@@ -151,7 +177,26 @@ impl MemberCore {
             let applied = self.replica.apply(idx, &entry);
             out.applied.push((idx, entry, applied));
         }
-        out.replies.extend(self.replica.take_replies());
+        let replies = self.replica.take_replies();
+        if !self.unanswered.is_empty() {
+            for (id, _) in &replies {
+                self.unanswered.remove(id);
+            }
+        }
+        out.replies.extend(replies);
+    }
+
+    /// Client requests parked here that got no answer yet (sorted, for determinism). When this
+    /// configuration ends, whoever drops the member answers them (see [`crate::reconfig`]).
+    pub fn unanswered(&self) -> Vec<RequestId> {
+        let mut v: Vec<RequestId> = self.unanswered.iter().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// The members of this configuration, this node included.
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
     }
 
     /// The leader election core (read-only, for status and tests).

@@ -154,7 +154,10 @@ async fn serve(stream: TcpStream, me: SocketAddr, world: Arc<World>, kind: Kind)
                     None => futures::future::pending().await,
                 }
             }
-            ClientFrame::CheckIn { .. } => return,
+            ClientFrame::CheckIn { .. }
+            | ClientFrame::DirectiveDone { .. }
+            | ClientFrame::Suspicion { .. }
+            | ClientFrame::Admin(_) => return,
             ClientFrame::Request(cmd) => {
                 world
                     .logs
@@ -193,7 +196,7 @@ enum Answer {
 /// A node's answer to a command per its role.
 fn command(world: &World, id: NodeId, group: GroupId, cmd: &KvCommand) -> Answer {
     if let Some(map) = world.map.lock().unwrap().as_ref() {
-        if map.group_of_key(cmd.op.key()) != Some(group) {
+        if cmd.op.key().and_then(|k| map.group_of_key(k)) != Some(group) {
             world.misrouted.fetch_add(1, Ordering::SeqCst);
         }
     }

@@ -321,6 +321,7 @@ impl KvService for Churning {
             KvOp::Cas { .. } => KvResult::Swapped(false),
             KvOp::Put { .. } => KvResult::Written,
             KvOp::Delete { .. } => KvResult::Deleted(true),
+            KvOp::Freeze { .. } | KvOp::Install { .. } => unreachable!("RESP sends client ops"),
         };
         Box::pin(async move { Ok(result) })
     }

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClientId, NodeId};
+use crate::membership::{Epoch, Slot};
 use crate::port::Port;
 
 /// The longest key accepted, in bytes. Keys are routed, hashed and kept in every replica's
@@ -52,20 +53,68 @@ pub enum KvOp {
         /// The key to remove.
         key: Bytes,
     },
+    /// Slot move, source side: the group stops serving `slots` and answers their data
+    /// ([`KvResult::Frozen`]). Sent by the coordinator through the group's log, never by
+    /// clients (front ends refuse it). Idempotent: freezing frozen slots answers the same data.
+    Freeze {
+        /// The slots leaving the group.
+        slots: Vec<Slot>,
+        /// The epoch of the map that moves them.
+        epoch: Epoch,
+    },
+    /// Slot move, destination side: the group takes over `slots` with `data`
+    /// ([`KvResult::Installed`]). Coordinator only, like [`KvOp::Freeze`]; idempotent.
+    Install {
+        /// The slots arriving.
+        slots: Vec<Slot>,
+        /// The epoch of the map that moves them.
+        epoch: Epoch,
+        /// Their pairs and the source's client sessions.
+        data: SlotData,
+    },
+}
+
+/// The state that travels with moving slots: the pairs whose keys hash to them, and the
+/// source group's client sessions, so a command that took effect at the source and is retried
+/// at the destination is answered from its session instead of being applied twice.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SlotData {
+    /// The key-value pairs of the moving slots, in key order.
+    pub pairs: Vec<(Bytes, Bytes)>,
+    /// Every client session of the source group, sorted by client.
+    pub sessions: Vec<SessionEntry>,
+}
+
+/// One client's latest applied command in a group, as it travels with moving slots.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionEntry {
+    /// The client.
+    pub client: ClientId,
+    /// Its latest applied sequence number.
+    pub seq: u64,
+    /// The reply that command got.
+    pub reply: KvResult,
 }
 
 impl KvOp {
-    /// The key this operation touches (every operation touches exactly one).
-    pub fn key(&self) -> &Bytes {
+    /// The key a client operation touches (each touches exactly one); `None` for the slot-move
+    /// operations, which are addressed to a group, not routed by key.
+    pub fn key(&self) -> Option<&Bytes> {
         match self {
-            KvOp::Get { key } | KvOp::Put { key, .. } | KvOp::Delete { key } => key,
-            KvOp::Cas { key, .. } => key,
+            KvOp::Get { key } | KvOp::Put { key, .. } | KvOp::Delete { key } => Some(key),
+            KvOp::Cas { key, .. } => Some(key),
+            KvOp::Freeze { .. } | KvOp::Install { .. } => None,
         }
     }
 
     /// Whether the operation may change the state (reads can be served without one).
     pub fn is_write(&self) -> bool {
         !matches!(self, KvOp::Get { .. })
+    }
+
+    /// Whether this is a coordinator's slot-move operation, which clients may not send.
+    pub fn is_slot_move(&self) -> bool {
+        matches!(self, KvOp::Freeze { .. } | KvOp::Install { .. })
     }
 }
 
@@ -80,6 +129,10 @@ pub enum KvResult {
     Swapped(bool),
     /// A `Delete`: whether the key existed.
     Deleted(bool),
+    /// A `Freeze`: the data of the frozen slots.
+    Frozen(SlotData),
+    /// An `Install`: the slots are served here now.
+    Installed,
 }
 
 /// A client command as it travels through routing, the log and the state machine.
@@ -106,6 +159,13 @@ pub enum KvError {
     Sealed {
         /// The next configuration.
         next_config: u32,
+    },
+    /// The group does not serve the key's slot: it moved away (or has not arrived yet). Refresh
+    /// the map to at least `epoch` and retry with the same request id at the new owner.
+    #[error("slot moved (map epoch {epoch})")]
+    Moved {
+        /// The epoch of the map that moved the slot.
+        epoch: Epoch,
     },
     /// The command is older than the client's latest applied one; its answer is gone.
     #[error("request superseded by a newer one of the same client")]

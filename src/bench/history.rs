@@ -59,7 +59,7 @@ impl Record {
         let (kind, value, expected) = fields(op);
         Record {
             client,
-            key: text(op.key()),
+            key: op.key().map(text).unwrap_or_default(),
             op: kind.name(),
             value: value.map(|v| Value::String(text(v))),
             expected: expected.map(|e| e.map_or(Value::Null, |v| Value::String(text(v)))),
@@ -84,6 +84,9 @@ fn fields(op: &KvOp) -> Fields<'_> {
         KvOp::Put { value, .. } => (Kind::Put, Some(value), None),
         KvOp::Cas { expected, new, .. } => (Kind::Cas, Some(new), Some(expected.as_ref())),
         KvOp::Delete { .. } => (Kind::Delete, None, None),
+        KvOp::Freeze { .. } | KvOp::Install { .. } => {
+            unreachable!("the bench sends client operations only")
+        }
     }
 }
 
@@ -91,7 +94,7 @@ fn fields(op: &KvOp) -> Fields<'_> {
 fn output(result: &KvResult) -> Option<Value> {
     match result {
         KvResult::Value(v) => Some(v.as_ref().map_or(Value::Null, |v| Value::String(text(v)))),
-        KvResult::Written => None,
+        KvResult::Written | KvResult::Frozen(_) | KvResult::Installed => None,
         KvResult::Swapped(b) | KvResult::Deleted(b) => Some(Value::Bool(*b)),
     }
 }

@@ -54,6 +54,8 @@ fn kind(frame: &ServerFrame) -> &'static str {
         ServerFrame::Error { .. } => "an error",
         ServerFrame::Map(_) => "a slot map",
         ServerFrame::Status(_) => "a status report",
+        ServerFrame::Directive { .. } => "a coordinator directive",
+        ServerFrame::Admin(_) => "an administrative answer",
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use kv_ports::ids::{ClientId, NodeId};
 use kv_ports::kv::{KvCommand, KvError, KvOp, KvResult, RequestId};
-use kv_ports::membership::SlotMap;
+use kv_ports::membership::{Epoch, SlotMap};
 use tokio::time::Instant;
 
 use super::connection::CallError;
@@ -35,6 +35,8 @@ enum Failure {
     NotLeader(Option<NodeId>),
     /// The group's configuration is sealed; a newer map names who serves the key.
     Sealed(u32),
+    /// The key's slot moved to another group; a map of at least this epoch names it.
+    Moved(Epoch),
     /// The seed refused the command: it keeps no data (the coordinator).
     NoData(String),
 }
@@ -98,6 +100,11 @@ impl Session {
         op: KvOp,
         shared: &MapCell,
     ) -> Result<KvResult, ServiceError> {
+        let Some(key) = op.key().cloned() else {
+            return Err(ServiceError::Rejected(
+                "slot moves are the coordinator's, not a client's".into(),
+            ));
+        };
         self.seq += 1;
         let cmd = KvCommand {
             id: RequestId {
@@ -116,7 +123,7 @@ impl Session {
         let mut reached = false;
         let mut last = String::from("deadline too short for any attempt");
         while Instant::now() < deadline {
-            let target = match self.routing.target(cmd.op.key()) {
+            let target = match self.routing.target(&key) {
                 Some(t) if !self.tried.contains(&t.addr()) => t,
                 found => {
                     if found.is_none() {
@@ -181,6 +188,11 @@ impl Session {
                 self.clock.wanted = true;
                 KvError::Sealed { next_config }.to_string()
             }
+            Failure::Moved(epoch) => {
+                self.routing.on_sealed(target);
+                self.clock.wanted = true;
+                KvError::Moved { epoch }.to_string()
+            }
             Failure::NoData(message) => {
                 self.routing.on_no_data(addr);
                 self.pool.drop_conn(addr);
@@ -210,6 +222,7 @@ impl Session {
             ))),
             Ok(Err(KvError::NotLeader { hint })) => Err(Failure::NotLeader(hint)),
             Ok(Err(KvError::Sealed { next_config })) => Err(Failure::Sealed(next_config)),
+            Ok(Err(KvError::Moved { epoch })) => Err(Failure::Moved(epoch)),
             // Sizes were checked before sending, so a seed refusing a command is one that keeps
             // no data; a map member's refusal is its verdict on the command.
             Err(CallError::Rejected(message)) => match target {

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 
 use super::conn::{ConnId, ConnTasks, Event};
-use crate::native::{ClientFrame, CoordinatorStatus, ServerFrame, StatusReport};
+use crate::native::{AdminAnswer, ClientFrame, CoordinatorStatus, ServerFrame, StatusReport};
 
 /// The answer to a data command: the coordinator is not a data node.
 pub(super) const NO_DATA: &str = "the coordinator keeps no data: send commands to a data node";
@@ -82,6 +82,16 @@ impl State {
             ClientFrame::GetStatus => {
                 let status = self.status();
                 self.push(conn, ServerFrame::Status(StatusReport::Coordinator(status)));
+            }
+            ClientFrame::DirectiveDone { id, outcome } => {
+                tracing::debug!(?id, ?outcome, "directive answered");
+            }
+            ClientFrame::Suspicion { node, suspected } => {
+                tracing::debug!(%node, suspected, "suspicion reported");
+            }
+            ClientFrame::Admin(request) => {
+                let answer = AdminAnswer::Refused(format!("{request:?}: not supported yet"));
+                self.push(conn, ServerFrame::Admin(answer));
             }
             ClientFrame::Request(cmd) => {
                 let message = NO_DATA.to_owned();

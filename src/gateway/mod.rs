@@ -209,6 +209,8 @@ fn judge(result: Result<KvResult, KvError>) -> Result<Result<KvResult, ServiceEr
         Err(KvError::Superseded) => Ok(Err(ServiceError::Unknown(
             "answer lost: superseded by a newer command of this session".into(),
         ))),
-        Err(e @ (KvError::NotLeader { .. } | KvError::Sealed { .. })) => Err(e.to_string()),
+        Err(e @ (KvError::NotLeader { .. } | KvError::Sealed { .. } | KvError::Moved { .. })) => {
+            Err(e.to_string())
+        }
     }
 }

@@ -224,6 +224,9 @@ async fn run(state: &HttpState, op: KvOp, key: String) -> Result<Response, Fail>
             deleted: Some(deleted),
             ..Payload::default()
         })),
+        KvResult::Frozen(_) | KvResult::Installed => {
+            unreachable!("front ends send client operations only")
+        }
     };
     Ok(Json(Reply {
         code: "success",

@@ -133,7 +133,7 @@ fn timestamp() -> String {
 
 /// Checks an operation's sizes before it is sent; an oversized one is counted and refused.
 fn checked(op: KvOp) -> Result<KvOp, HttpError> {
-    if op.key().is_empty() {
+    if op.key().is_none_or(|k| k.is_empty()) {
         record_rejected(OpKind::of(&op));
         return Err(HttpError::bad_request("key must not be empty"));
     }
@@ -150,7 +150,7 @@ async fn get(state: &HttpState, key: Vec<u8>) -> Result<Response, HttpError> {
     let op = checked(KvOp::Get {
         key: Bytes::from(key),
     })?;
-    let placement = place(state, op.key());
+    let placement = place(state, op.key().map_or(&[][..], |k| &k[..]));
     match execute(state, op).await {
         Ok(KvResult::Value(Some(value))) => Ok(Json(ValueReply {
             result: SUCCESS,
@@ -177,7 +177,7 @@ async fn put(state: &HttpState, key: Vec<u8>, fields: &Fields) -> Result<Respons
         key: Bytes::from(key),
         value: Bytes::copy_from_slice(value),
     })?;
-    let placement = place(state, op.key());
+    let placement = place(state, op.key().map_or(&[][..], |k| &k[..]));
     match execute(state, op).await {
         Ok(KvResult::Written) => Ok(written(placement)),
         Ok(other) => Err(unexpected(&other)),
@@ -189,7 +189,7 @@ async fn delete(state: &HttpState, key: Vec<u8>) -> Result<Response, HttpError> 
     let op = checked(KvOp::Delete {
         key: Bytes::from(key),
     })?;
-    let placement = place(state, op.key());
+    let placement = place(state, op.key().map_or(&[][..], |k| &k[..]));
     match execute(state, op).await {
         Ok(KvResult::Deleted(true)) => Ok(written(placement)),
         Ok(KvResult::Deleted(false)) => Err(HttpError::not_found(NO_SUCH_KEY)),

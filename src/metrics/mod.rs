@@ -169,10 +169,12 @@ pub enum OpKind {
     Cas,
     /// A removal.
     Delete,
+    /// A slot move's freeze or install (the coordinator's, through a group's log).
+    SlotMove,
 }
 
 impl OpKind {
-    const ALL: usize = 4;
+    const ALL: usize = 5;
 
     /// The kind of `op`.
     pub fn of(op: &KvOp) -> OpKind {
@@ -181,6 +183,7 @@ impl OpKind {
             KvOp::Put { .. } => OpKind::Put,
             KvOp::Cas { .. } => OpKind::Cas,
             KvOp::Delete { .. } => OpKind::Delete,
+            KvOp::Freeze { .. } | KvOp::Install { .. } => OpKind::SlotMove,
         }
     }
 
@@ -191,6 +194,7 @@ impl OpKind {
             OpKind::Put => "put",
             OpKind::Cas => "cas",
             OpKind::Delete => "delete",
+            OpKind::SlotMove => "slot_move",
         }
     }
 }
@@ -212,10 +216,12 @@ pub enum Outcome {
     Sealed,
     /// A newer command of the same client replaced it (native attempts only).
     Superseded,
+    /// The key's slot had moved to another group (native attempts only).
+    Moved,
 }
 
 impl Outcome {
-    const ALL: usize = 7;
+    const ALL: usize = 8;
 
     /// The outcome of a [`KvService`](crate::service::KvService) call.
     pub fn of_service(result: &Result<KvResult, ServiceError>) -> Outcome {
@@ -233,6 +239,7 @@ impl Outcome {
             Ok(_) => Outcome::Ok,
             Err(KvError::NotLeader { .. }) => Outcome::NotLeader,
             Err(KvError::Sealed { .. }) => Outcome::Sealed,
+            Err(KvError::Moved { .. }) => Outcome::Moved,
             Err(KvError::Superseded) => Outcome::Superseded,
         }
     }
@@ -247,6 +254,7 @@ impl Outcome {
             Outcome::NotLeader => "not_leader",
             Outcome::Sealed => "sealed",
             Outcome::Superseded => "superseded",
+            Outcome::Moved => "moved",
         }
     }
 }
@@ -321,6 +329,7 @@ mod tests {
             Outcome::NotLeader,
             Outcome::Sealed,
             Outcome::Superseded,
+            Outcome::Moved,
         ];
         assert_eq!(outcomes.len(), Outcome::ALL);
         for (i, o) in outcomes.iter().enumerate() {

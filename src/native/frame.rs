@@ -8,12 +8,14 @@ use std::io;
 use std::marker::PhantomData;
 
 use bytes::{Bytes, BytesMut};
+use kv_ports::ids::NodeId;
 use kv_ports::kv::{KvCommand, KvError, KvOp, KvResult, RequestId, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use kv_ports::membership::{Epoch, NodeInfo, SlotMap};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
+use super::directive::{AdminAnswer, AdminRequest, Directive, DirectiveId, DirectiveOutcome};
 use super::status::StatusReport;
 
 /// The largest frame either side accepts: a CAS carries a key and two values, plus room for
@@ -43,6 +45,24 @@ pub enum ClientFrame {
         /// The newest map the node holds, if any.
         map: Option<SlotMap>,
     },
+    /// A checked-in node answers a [`ServerFrame::Directive`] on its session.
+    DirectiveDone {
+        /// The directive answered.
+        id: DirectiveId,
+        /// What came of it.
+        outcome: DirectiveOutcome,
+    },
+    /// A checked-in node's failure detector suspects `node` (`suspected`) or no longer does.
+    Suspicion {
+        /// The node suspected or restored.
+        node: NodeId,
+        /// Whether it is suspected now.
+        suspected: bool,
+    },
+    /// An operator's request to the coordinator (answered with [`ServerFrame::Admin`] once
+    /// done, which may take as long as a reconfiguration). A data node relays it to its
+    /// coordinator.
+    Admin(AdminRequest),
 }
 
 /// What a node sends back to a client.
@@ -73,6 +93,19 @@ pub enum ServerFrame {
     Map(Option<SlotMap>),
     /// The answer to [`ClientFrame::GetStatus`].
     Status(StatusReport),
+    /// The coordinator asks a checked-in node to carry out one step of a reconfiguration.
+    /// `peers` are nodes the directive names that the node may not know yet (new members,
+    /// not in any published map); the node adds them to its link before acting.
+    Directive {
+        /// Names the directive in the node's answer.
+        id: DirectiveId,
+        /// Addresses of the nodes the directive involves.
+        peers: Vec<NodeInfo>,
+        /// What to do.
+        directive: Directive,
+    },
+    /// The answer to [`ClientFrame::Admin`].
+    Admin(AdminAnswer),
 }
 
 /// Why a frame could not be read or written.
@@ -145,12 +178,19 @@ pub enum SizeError {
     /// A value is longer than [`MAX_VALUE_BYTES`].
     #[error("value of {0} bytes exceeds the limit of {MAX_VALUE_BYTES}")]
     Value(usize),
+    /// A slot move's freeze or install: only the coordinator drives those, through a group's
+    /// log, never a client through a front end.
+    #[error("slot moves are the coordinator's; clients cannot send them")]
+    SlotMove,
 }
 
 /// Checks an operation against the key and value limits, so an oversized one is refused at
 /// the edge instead of travelling through every replica's log.
 pub fn check_sizes(op: &KvOp) -> Result<(), SizeError> {
-    let key = op.key().len();
+    if op.is_slot_move() {
+        return Err(SizeError::SlotMove);
+    }
+    let key = op.key().map_or(0, Bytes::len);
     if key > MAX_KEY_BYTES {
         return Err(SizeError::Key(key));
     }
@@ -160,6 +200,7 @@ pub fn check_sizes(op: &KvOp) -> Result<(), SizeError> {
         KvOp::Cas { expected, new, .. } => {
             vec![expected.as_ref().map_or(0, Bytes::len), new.len()]
         }
+        KvOp::Freeze { .. } | KvOp::Install { .. } => unreachable!("refused above"),
     };
     match values.into_iter().find(|&len| len > MAX_VALUE_BYTES) {
         Some(len) => Err(SizeError::Value(len)),

@@ -5,11 +5,13 @@
 //! the [`ClientEndpoint`] component, the client side is [`crate::client`]. The protocol adds
 //! nothing to the `KvPort` vocabulary, so what a client sees is exactly what the group says.
 
+pub mod directive;
 mod endpoint;
 pub mod frame;
 pub mod status;
 mod tasks;
 
+pub use directive::{AdminAnswer, AdminRequest, Directive, DirectiveId, DirectiveOutcome, NodeRef};
 pub use endpoint::{
     AdoptClient, ClientEndpoint, ConnKey, EndpointArgs, EndpointConfig, EndpointError, NoMapView,
     NodeView,

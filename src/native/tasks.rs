@@ -15,6 +15,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use super::directive::AdminAnswer;
 use super::endpoint::{Accepted, ClientEndpoint, Closed, ConnKey, Inbound, NodeView};
 use super::frame::{ClientFrame, ServerCodec, ServerFrame};
 use kv_components::task::{tell_weak as tell, TaskGuard};
@@ -83,7 +84,17 @@ pub(crate) fn read(
                         return;
                     }
                 }
-                Ok(ClientFrame::CheckIn { .. }) => {
+                Ok(ClientFrame::Admin(_)) => {
+                    let answer = AdminAnswer::Refused("ask the coordinator".into());
+                    if out.send(ServerFrame::Admin(answer)).is_err() {
+                        return;
+                    }
+                }
+                Ok(
+                    ClientFrame::CheckIn { .. }
+                    | ClientFrame::DirectiveDone { .. }
+                    | ClientFrame::Suspicion { .. },
+                ) => {
                     let message = "this is a data node, not the coordinator".to_owned();
                     let _ = out.send(ServerFrame::Error { message });
                     return;

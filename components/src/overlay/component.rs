@@ -319,7 +319,10 @@ impl Overlay {
                 .pending
                 .get(&client)
                 .expect("dispatching a pending command");
-            self.router.route(pending.cmd.op.key())
+            match pending.cmd.op.key() {
+                Some(key) => self.router.route(key),
+                None => Err(RouteError::NoMap),
+            }
         };
         let route = match route {
             Ok(route) => route,

@@ -32,6 +32,9 @@ impl KvStore {
                 KvResult::Swapped(holds)
             }
             KvOp::Delete { key } => KvResult::Deleted(self.map.remove(key).is_some()),
+            KvOp::Freeze { .. } | KvOp::Install { .. } => {
+                unreachable!("slot moves change ownership; the replica applies them")
+            }
         }
     }
 

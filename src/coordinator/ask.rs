@@ -11,7 +11,9 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use crate::native::frame::FrameError;
-use crate::native::{ClientCodec, ClientFrame, ServerFrame, StatusReport};
+use crate::native::{
+    AdminAnswer, AdminRequest, ClientCodec, ClientFrame, ServerFrame, StatusReport,
+};
 
 /// Why a question got no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,19 @@ pub async fn fetch_map(
 pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<StatusReport, AskError> {
     match ask(addr, ClientFrame::GetStatus, timeout).await? {
         ServerFrame::Status(status) => Ok(status),
+        other => Err(AskError::Unexpected(Box::new(other))),
+    }
+}
+
+/// Sends an operator's request to the coordinator at `addr` and waits for its answer, which
+/// comes once the reconfiguration it asks for is done: `timeout` should allow for that.
+pub async fn admin(
+    addr: SocketAddr,
+    request: AdminRequest,
+    timeout: Duration,
+) -> Result<AdminAnswer, AskError> {
+    match ask(addr, ClientFrame::Admin(request), timeout).await? {
+        ServerFrame::Admin(answer) => Ok(answer),
         other => Err(AskError::Unexpected(Box::new(other))),
     }
 }

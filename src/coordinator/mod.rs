@@ -20,7 +20,7 @@ pub mod server;
 pub mod session;
 mod state;
 
-pub use ask::{fetch_map, fetch_status, AskError};
+pub use ask::{admin, fetch_map, fetch_status, AskError};
 pub use backoff::Backoff;
 pub use kv_components::bootstrap::core::CoordinatorConfig;
 pub use server::serve;

@@ -5,6 +5,8 @@ pub mod component;
 pub mod core;
 pub mod member;
 pub mod moves;
+#[cfg(test)]
+mod moves_tests;
 pub mod ownership;
 pub mod session;
 pub mod state_machine;

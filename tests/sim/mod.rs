@@ -619,6 +619,10 @@ impl Sim {
             for (id, answer) in std::mem::take(&mut self.replies) {
                 if id.client == COORD {
                     self.move_answer(id.seq, answer);
+                } else if self.reply_lost() {
+                    // The client's connection broke after the command was applied: it times
+                    // out and retries, maybe at another group by then.
+                    self.trace(|| format!("reply to {id:?} lost"));
                 } else {
                     self.answer(client_idx(id.client), id.seq, answer);
                 }
@@ -628,6 +632,13 @@ impl Sim {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Slot-move schedules lose client replies like messages (at the network's loss rate),
+    /// so commands applied at a slot's source get retried at its destination.
+    fn reply_lost(&mut self) -> bool {
+        let p = self.net.params.drop_p;
+        self.cfg.moves && p > 0.0 && self.rng.gen_bool(p)
     }
 
     fn pick_target(&mut self, hint: Option<NodeId>, g: usize, view: u32) -> NodeId {

@@ -30,6 +30,8 @@ pub mod invariants;
 pub mod moves;
 pub mod net;
 pub mod node;
+pub mod params;
+pub mod phases;
 pub mod runner;
 pub mod slots;
 
@@ -51,8 +53,9 @@ use faults::FaultStats;
 use history::OpRecord;
 use invariants::Invariants;
 use moves::{MoveDriver, COORD};
-use net::{Msg, Net, NetParams};
+use net::{Msg, Net};
 use node::Node;
+pub use params::Params;
 use slots::SlotChecks;
 
 /// What to run.
@@ -163,115 +166,6 @@ pub struct Failure {
     pub seed: u64,
     pub reason: String,
     pub history: String,
-}
-
-/// Node count, clients, keys, fault rates: drawn per schedule from the seed.
-#[derive(Clone, Debug)]
-pub struct Params {
-    pub nodes: usize,
-    pub clients: usize,
-    pub keys: usize,
-    pub fault_p: f64,
-    pub crashes: usize,
-    pub net: NetParams,
-    /// Propose a StopSign once this many operations were issued (some schedules only).
-    pub stopsign_after: Option<usize>,
-    /// Per node: the tick its process comes up (all 0 unless the starts are staggered).
-    /// Before it, the node neither ticks nor handles messages, and clients don't pick it.
-    pub start_at: Vec<u64>,
-    /// Per node: the chance a tick is skipped and the chance it is doubled (all 0 unless the
-    /// clocks are skewed), so round boundaries drift between nodes.
-    pub tick_skew: Vec<(f64, f64)>,
-    /// A crash during the first elections, at this tick (some schedules with a crash budget):
-    /// a fresh leader dying before its peers' detectors caught up with it.
-    pub early_crash: Option<u64>,
-}
-
-/// Ticks per BLE round of the simulated members (`MemberCoreConfig` default).
-pub const ROUND_TICKS: u64 = 12;
-/// Staggered starts spread over this many rounds.
-const START_ROUNDS: u64 = 3;
-
-impl Params {
-    /// `rng` draws the classic parameters; `timing` (a stream of its own, so schedules without
-    /// staggered starts or skew stay as they were) draws the start ticks and clock skew.
-    fn draw(rng: &mut SmallRng, timing: &mut SmallRng, ops: usize, harsh: bool) -> Self {
-        let nodes = if rng.gen_bool(0.5) { 3 } else { 5 };
-        let mut start_at = vec![0; nodes];
-        if timing.gen_bool(1.0 / 3.0) {
-            for s in start_at.iter_mut() {
-                *s = timing.gen_range(0..START_ROUNDS * ROUND_TICKS);
-            }
-            // Someone is up from the start (clients need a node to talk to).
-            let first = start_at.iter().copied().min().unwrap_or(0);
-            for s in start_at.iter_mut() {
-                *s -= first;
-            }
-        }
-        let mut tick_skew = vec![(0.0, 0.0); nodes];
-        if timing.gen_bool(1.0 / 3.0) {
-            for k in tick_skew.iter_mut() {
-                *k = (timing.gen_range(0.0..0.08), timing.gen_range(0.0..0.02));
-            }
-        }
-        // Early crashes aim at the first elections: with staggered starts, around the first
-        // round end of the last node up (it may just have elected itself over the others).
-        let last_up = start_at.iter().copied().max().unwrap_or(0);
-        let early_crash = timing.gen_bool(0.5).then(|| {
-            if last_up > 0 && timing.gen_bool(0.5) {
-                last_up + timing.gen_range(ROUND_TICKS..3 * ROUND_TICKS)
-            } else {
-                timing.gen_range(1..(START_ROUNDS + 3) * ROUND_TICKS)
-            }
-        });
-        let quiet = timing.gen_bool(0.5);
-        let mut params = Params {
-            early_crash,
-            start_at,
-            tick_skew,
-            nodes,
-            clients: rng.gen_range(3..=5),
-            keys: rng.gen_range(1..=3),
-            fault_p: rng.gen_range(0.005..0.04),
-            crashes: if rng.gen_bool(0.5) {
-                (nodes - 1) / 2
-            } else {
-                0
-            },
-            net: NetParams {
-                drop_p: rng.gen_range(0.0..0.1),
-                dup_p: rng.gen_range(0.0..0.05),
-                max_delay: rng.gen_range(1..=5),
-            },
-            stopsign_after: rng.gen_bool(0.15).then(|| rng.gen_range(0..ops.max(1))),
-        };
-        if quiet && params.early_crash.is_some() && params.crashes > 0 {
-            // Nothing but the early crash, over a lossless network (as over TCP): no later
-            // fault or loss comes to shake a stuck group loose.
-            params.fault_p = 0.0;
-            params.net.drop_p = 0.0;
-        }
-        params.harsher(rng, harsh)
-    }
-
-    /// Every group's nodes start and tick like group 0's (slot-move schedules).
-    fn spread_timing(&mut self, groups: usize) {
-        let (start, skew) = (self.start_at.clone(), self.tick_skew.clone());
-        for _ in 1..groups {
-            self.start_at.extend_from_slice(&start);
-            self.tick_skew.extend_from_slice(&skew);
-        }
-    }
-
-    fn harsher(mut self, rng: &mut SmallRng, harsh: bool) -> Self {
-        if harsh {
-            self.fault_p = rng.gen_range(0.02..0.1);
-            self.net.drop_p = rng.gen_range(0.0..0.3);
-            self.net.dup_p = rng.gen_range(0.0..0.2);
-            self.net.max_delay = rng.gen_range(5..=30);
-        }
-        self
-    }
 }
 
 impl GroupSim {
@@ -851,147 +745,6 @@ impl Sim {
 
     fn all_done(&self) -> bool {
         self.clients.iter().all(Client::done)
-    }
-
-    /// Heal every link and stop losing messages; give each client one more operation.
-    fn heal_for_good(&mut self) {
-        faults::heal_all(self);
-        self.net.params.drop_p = 0.0;
-        self.net.params.dup_p = 0.0;
-        if self.params.stopsign_after.is_some() {
-            return;
-        }
-        for c in self.clients.iter_mut() {
-            c.remaining += 1;
-        }
-    }
-
-    /// Changes, moves or a StopSign still to come.
-    fn pending(&self) -> bool {
-        let sealing = self.params.stopsign_after.is_some();
-        sealing && self.groups[0].inv.stopsign_idx(0).is_none()
-            || self.groups.iter().any(GroupSim::pending)
-            || self.moves.as_ref().is_some_and(MoveDriver::pending)
-    }
-
-    fn run_phases(&mut self) -> Result<(), String> {
-        let limit = self.cfg.ops as u64 * 300 + 2_000;
-        while !self.all_done() && self.now < limit {
-            self.step(true)?;
-        }
-        if !self.all_done() {
-            return Err("clients still busy at the end of the faulty phase".into());
-        }
-        let final_from = self.history.len();
-        self.heal_for_good();
-        let limit = self.now + 3_000;
-        while (!self.all_done() || self.pending()) && self.now < limit {
-            self.step(false)?;
-        }
-        if self.cfg.harsh {
-            return Ok(());
-        }
-        if self.cfg.moves {
-            // Read every key back (after the last move): no acknowledged write is lost.
-            self.read_back();
-            let limit = self.now + 1_000;
-            while !self.all_done() && self.now < limit {
-                self.step(false)?;
-            }
-        }
-        let lost = self.history[final_from..]
-            .iter()
-            .filter(|r| r.ok != Some(true))
-            .count();
-        if lost > 0 {
-            return Err(format!(
-                "liveness: {lost} operation(s) after the final heal did not complete\n{}",
-                self.describe()
-            ));
-        }
-        if self.pending() {
-            return Err(format!(
-                "liveness: a StopSign or slot move was never completed after the heal\n{}",
-                self.describe()
-            ));
-        }
-        // Members of the newest configuration all run it; everyone else retires.
-        let limit = self.now + 2_000;
-        while !self.settled() && self.now < limit {
-            self.step(false)?;
-        }
-        for _ in 0..100 {
-            self.step(false)?;
-        }
-        for n in self.nodes.iter().flatten() {
-            self.check_settled(n)?;
-        }
-        Ok(())
-    }
-
-    /// One read of every key, spread over the clients.
-    fn read_back(&mut self) {
-        let clients = self.clients.len();
-        for k in 0..self.params.keys {
-            let c = &mut self.clients[k % clients];
-            c.forced.push(k);
-            c.remaining += 1;
-        }
-    }
-
-    /// After the heal: `n` runs its group's newest configuration and has decided its whole
-    /// chosen log (and, with slot moves, serves exactly the slots the last map gives its group).
-    fn check_settled(&self, n: &Node) -> Result<(), String> {
-        let (config, members) = self.newest(n.gi).clone();
-        let chosen = self.groups[n.gi].inv.chosen_len(config);
-        if !members.contains(&n.id) {
-            return Err(format!(
-                "liveness: {} is in no configuration but did not retire\n{}",
-                n.id,
-                self.describe()
-            ));
-        }
-        let Some(m) = n
-            .group
-            .member()
-            .filter(|_| n.group.config() == Some(config))
-        else {
-            return Err(format!(
-                "liveness: {} does not run c{config} after heal\n{}",
-                n.id,
-                self.describe()
-            ));
-        };
-        if m.sp().decided_idx() != chosen {
-            let (id, ld) = (n.id, m.sp().decided_idx());
-            return Err(format!(
-                "liveness: {id} decided {ld} of {chosen} entries of c{config} after heal\n{}",
-                self.describe()
-            ));
-        }
-        if let Some(d) = &self.moves {
-            let owned = m.replica().ownership();
-            for (&s, &g) in d.maps.last().expect("a map") {
-                if owned.owns(s) != (g == n.gi) {
-                    return Err(format!(
-                        "{}: g{} serves {s}: {}, but the last map gives it to g{g}",
-                        n.id,
-                        n.gi,
-                        owned.owns(s)
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Every live node runs its group's newest configuration if it is a member, else has
-    /// retired.
-    fn settled(&self) -> bool {
-        self.nodes.iter().flatten().all(|n| {
-            let (config, members) = self.newest(n.gi);
-            members.contains(&n.id) && n.group.config() == Some(*config)
-        })
     }
 
     fn describe(&self) -> String {

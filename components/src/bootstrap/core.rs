@@ -122,6 +122,11 @@ impl CoordinatorCore {
         }
     }
 
+    /// Whether `node` was published out of the map (it left or failed).
+    pub fn is_removed(&self, node: NodeId) -> bool {
+        self.removed.contains(&node)
+    }
+
     /// The plan being executed, if any.
     pub fn in_flight(&self) -> Option<&Plan> {
         self.in_flight.as_ref()

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use kv::client::{CallError, Client, ClientConfig, Connection};
 use kv::native::{
-    ClientFrame, CoordinatorStatus, MemberStatus, NodeStatus, ServerCodec, ServerFrame,
-    StatusReport,
+    ClientFrame, CoordinatorStatus, MemberStage, MemberStatus, NodeStatus, ServerCodec,
+    ServerFrame, StatusReport,
 };
 use kv::repl::{execute_line, Outcome};
 use kv::service::{KvService, ServiceError};
@@ -602,6 +602,8 @@ fn node_status(
             group: GroupId(group),
             leader,
             decided: 7,
+            config: 1,
+            stage: MemberStage::Active,
         }],
         suspected: suspected.to_vec(),
     })

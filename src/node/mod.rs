@@ -12,15 +12,21 @@
 //! [`mux`]) tells their connections apart by their first bytes, so a node is known to peers
 //! and clients alike by a single address (`NodeInfo::link == NodeInfo::client`).
 //!
-//! The node starts with no groups: it checks in with the coordinator, and each map it receives
-//! (see [`groups`]) adds the peers to the link, installs the map in the router and starts a
-//! group member for every group the node has joined. Every node, standbys included, serves
-//! every key: the router forwards to the owning group's leader over the link.
+//! The node starts with no groups: it checks in with the coordinator, which tells it which
+//! groups to run with directives on its session (see [`directives`]): start a group, join one,
+//! change a group's members, freeze or install slots, stop a group. Each map it receives (see
+//! [`groups`]) adds the peers to the link and installs the map in the router. A node serving a
+//! static map has no coordinator and starts the groups that map names it in. Every node,
+//! standbys included, serves every key: the router forwards to the owning group's leader over
+//! the link.
 
+mod directives;
 mod groups;
 mod membership;
 pub mod mux;
 mod view;
+
+pub use self::view::{relay, ADMIN_TIMEOUT, NO_COORDINATOR};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,11 +47,13 @@ use kv_ports::network::NetworkPort;
 use kv_ports::supervisor::{spawn_child, start_supervisor, Supervisor};
 use kv_ports::timer::TimerPort;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use self::groups::{LocalGroups, Wiring};
-use self::membership::{Membership, SuspectSet};
+use self::directives::Directives;
+use self::groups::GroupHost;
+use self::membership::{Membership, MembershipArgs, SuspectSet};
 use self::view::LocalView;
+use crate::coordinator::session::NodeSession;
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, HttpState, NodeCluster};
 use crate::native::{ClientEndpoint, EndpointConfig, EndpointError};
@@ -150,8 +158,18 @@ impl Node {
         let timer = spawn_child::<Timer>(&supervisor, ()).await;
 
         let suspects = SuspectSet::default();
-        let groups = LocalGroups::default();
-        let membership = spawn_child::<Membership>(&supervisor, (id, suspects.clone())).await;
+        let coordinator = match &config.join {
+            Join::Coordinator(addr) => Some(*addr),
+            Join::Static { .. } => None,
+        };
+        // The session's outbound queue: directive answers and suspicion reports.
+        let (to_coordinator, outbound) = mpsc::unbounded_channel();
+        let membership_args = MembershipArgs {
+            me: id,
+            suspects: suspects.clone(),
+            session: coordinator.map(|_| to_coordinator.clone()),
+        };
+        let membership = spawn_child::<Membership>(&supervisor, membership_args).await;
         let epfd = spawn_child::<Epfd>(&supervisor, EpfdConfig::default()).await;
         connect::<NetworkPort, _, _>(&link, &epfd).await?;
         connect::<TimerPort, _, _>(&timer, &epfd).await?;
@@ -167,13 +185,21 @@ impl Node {
         )
         .await;
         connect::<NetworkPort, _, _>(&link, &overlay).await?;
+        let (groups, retired) = GroupHost::new(
+            id,
+            supervisor.clone(),
+            link.clone(),
+            timer.clone(),
+            overlay.clone(),
+        );
 
         let (maps_tx, maps) = watch::channel(SlotMap::empty(0));
         let view = LocalView {
             me: id,
             maps: maps.clone(),
             groups: groups.clone(),
-            suspects,
+            suspects: suspects.clone(),
+            coordinator,
         };
         let endpoint = ClientEndpoint::start_shared(EndpointConfig::default(), Arc::new(view));
         connect::<KvPort, _, _>(&overlay, &endpoint).await?;
@@ -201,7 +227,9 @@ impl Node {
                     .map_err(|source| NodeError::Listen { addr: http, source })?;
                 let state = HttpState {
                     service: service.clone(),
-                    cluster: Arc::new(NodeCluster::new(id, maps.clone(), addr)),
+                    cluster: Arc::new(
+                        NodeCluster::new(id, maps.clone(), addr).with_coordinator(coordinator),
+                    ),
                 };
                 tasks.push(TaskGuard::spawn(async move {
                     if let Err(e) = http::serve(listener, state, std::future::pending()).await {
@@ -235,23 +263,27 @@ impl Node {
             resp: resp_addr,
             http: http_addr,
         };
-        let wiring = Wiring {
-            me: id,
-            supervisor: supervisor.clone(),
-            link: link.clone(),
-            timer,
-            overlay,
-            membership,
-            groups,
-        };
-        tasks.push(groups::follow(wiring, maps));
+        tasks.push(groups.detach_retired(retired));
+        let is_static = coordinator.is_none();
+        tasks.push(groups::follow(
+            groups.clone(),
+            membership.clone(),
+            maps,
+            is_static,
+        ));
         let mut static_maps = None;
         match config.join {
             Join::Coordinator(addr) => {
-                tasks.push(crate::coordinator::start_session(
+                let agent = Directives::new(groups, membership, suspects, to_coordinator);
+                let session = NodeSession {
+                    agent: Arc::new(agent),
+                    outbound,
+                };
+                tasks.push(crate::coordinator::session::start_node(
                     addr,
                     info.clone(),
                     maps_tx,
+                    session,
                 ));
             }
             Join::Static { map, .. } => {

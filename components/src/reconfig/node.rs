@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use kv_ports::ids::NodeId;
 use kv_ports::kv::{KvCommand, KvResult};
+use kv_ports::membership::Slot;
 use thiserror::Error;
 
 use super::messages::{fnv1a, ConfigEvent, GroupMsg};
@@ -39,6 +40,9 @@ pub struct GroupNodeConfig {
     /// state-transfer bug: a retried command is applied a second time). The simulator shows it
     /// catches this. Never set it outside tests.
     pub unsafe_forget_sessions: bool,
+    /// TEST ONLY: replicas keep serving client commands on slots they froze (or never owned):
+    /// the simulator shows its slot-move checks catch it. Never set it outside tests.
+    pub unsafe_serve_frozen: bool,
 }
 
 impl GroupNodeConfig {
@@ -56,6 +60,7 @@ impl GroupNodeConfig {
             notice_ticks: 4,
             unsafe_skip_promise_check: false,
             unsafe_forget_sessions: false,
+            unsafe_serve_frozen: false,
         }
     }
 
@@ -68,6 +73,7 @@ impl GroupNodeConfig {
             round_ticks: self.round_ticks,
             resend_ticks: self.resend_ticks,
             unsafe_skip_promise_check: self.unsafe_skip_promise_check,
+            unsafe_serve_frozen: self.unsafe_serve_frozen,
         }
     }
 }
@@ -267,9 +273,29 @@ impl GroupNode {
         }
     }
 
-    /// A member of configuration `config` from its start (empty log and store): a new group.
+    /// A member of configuration `config` from its start (empty log and store) serving every
+    /// slot: a group that is the whole store (the simulator, single-group tests).
     pub fn new(cfg: GroupNodeConfig, config: u32, members: Vec<NodeId>) -> Self {
         let member = MemberCore::new(cfg.member(members));
+        Self::starting(cfg, config, member)
+    }
+
+    /// A member of configuration `config` from its start (empty log and store) serving exactly
+    /// `slots`: a new group of a partitioned store (the coordinator's `StartGroup`). Every
+    /// member must be given the same slots. Client commands on other slots are answered
+    /// `Moved`; slots arrive and leave through `Install` and `Freeze` in the group's log, and
+    /// the slot set travels in snapshots to later members.
+    pub fn with_slots(
+        cfg: GroupNodeConfig,
+        config: u32,
+        members: Vec<NodeId>,
+        slots: Vec<Slot>,
+    ) -> Self {
+        let member = MemberCore::with_slots(cfg.member(members), slots);
+        Self::starting(cfg, config, member)
+    }
+
+    fn starting(cfg: GroupNodeConfig, config: u32, member: MemberCore) -> Self {
         let stage = Stage::Active {
             config,
             member: Box::new(member),

@@ -4,7 +4,10 @@ use std::collections::HashSet;
 
 use kv_ports::ids::NodeId;
 use kv_ports::kv::{KvCommand, KvResult, RequestId};
+use kv_ports::membership::{slot_of, Slot};
 
+use super::moves::{self, MoveTarget};
+use super::ownership::Ownership;
 use super::session::{Seen, SessionTable};
 use super::state_machine::{KvStore, Snapshot};
 use crate::sequence_paxos::{Entry, ProposeError};
@@ -30,35 +33,68 @@ pub enum Applied {
     Executed(RequestId, KvResult),
     /// A retry of an applied command: no effect.
     Duplicate(RequestId),
+    /// A client command on a slot this group does not serve (any more, or yet): answered
+    /// `Moved`, no effect, not recorded in the session table.
+    Moved(RequestId),
+    /// A slot move (`Freeze` / `Install`) with its answer; the session table is not involved.
+    SlotMove(RequestId, Result<KvResult, KvError>),
     /// A StopSign: no effect on the store.
     StopSign,
 }
 
-/// The pure replica: a key-value store plus sessions, driven by the decided log.
+/// The pure replica: a key-value store plus sessions plus the slots it serves, driven by the
+/// decided log.
 ///
 /// Use: [`admit`](Self::admit) a client command (if it returns `None`, propose it to Sequence
 /// Paxos; if the proposal fails, [`reject`](Self::reject) it); feed every decided entry to
 /// [`apply`](Self::apply) in log order; drain [`take_replies`](Self::take_replies).
 /// Every replica applies every command, so the one a client waits at answers it even when its
 /// proposal was forwarded to the leader.
+///
+/// Ownership is checked when a command is applied, not when it arrives: whether a slot is
+/// served is a fact about a log index (a `Freeze` or `Install` decided earlier or later), and a
+/// replica that lags behind its log must not refuse what its group already serves.
 #[derive(Clone, Debug, Default)]
 pub struct Replica {
     store: KvStore,
     sessions: SessionTable,
+    ownership: Ownership,
     applied: u64,
     parked: HashSet<RequestId>,
     replies: Vec<Reply>,
+    unsafe_serve_frozen: bool,
 }
 
 impl Replica {
-    /// An empty replica at log index 0.
+    /// An empty replica at log index 0 serving every slot.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A client command arrives. `Some(answer)` when the session table already knows it;
-    /// `None` when it is parked and the caller must propose it.
+    /// An empty replica at log index 0 serving exactly `slots`.
+    pub fn with_slots(slots: impl IntoIterator<Item = Slot>) -> Self {
+        Replica {
+            ownership: Ownership::of(slots),
+            ..Self::default()
+        }
+    }
+
+    /// TEST ONLY: keep serving client commands on slots this replica does not own (a source
+    /// that goes on serving after a freeze). The simulator shows its checks catch it.
+    pub fn set_unsafe_serve_frozen(&mut self, on: bool) {
+        self.unsafe_serve_frozen = on;
+    }
+
+    /// A command arrives. `Some(answer)` when the session table already knows it (or a slot
+    /// move is malformed); `None` when it is parked and the caller must propose it.
     pub fn admit(&mut self, cmd: &KvCommand) -> Option<Result<KvResult, KvError>> {
+        if cmd.op.is_slot_move() {
+            if let Err(e) = moves::validate(&cmd.op) {
+                return Some(Err(e));
+            }
+            self.parked.insert(cmd.id);
+            return None;
+        }
         match self.sessions.seen(&cmd.id) {
             Seen::Latest(r) => Some(Ok(r)),
             Seen::Older => Some(Err(KvError::Superseded)),
@@ -87,19 +123,45 @@ impl Replica {
             Entry::StopSign(_) => return Applied::StopSign,
             Entry::Cmd(c) => c,
         };
-        let (applied, answer) = match self.sessions.seen(&cmd.id) {
+        let (applied, answer) = if cmd.op.is_slot_move() {
+            let r = moves::apply(self.move_target(), &cmd.op);
+            (Applied::SlotMove(cmd.id, r.clone()), r)
+        } else {
+            self.apply_client(cmd)
+        };
+        if self.parked.remove(&cmd.id) {
+            self.replies.push((cmd.id, answer));
+        }
+        applied
+    }
+
+    /// A client command: a known one is answered from its session (it took effect once,
+    /// here or in the group a moved slot came from); a new one takes effect only if its slot is
+    /// served here, else it is answered `Moved` and leaves no trace.
+    fn apply_client(&mut self, cmd: &KvCommand) -> (Applied, Result<KvResult, KvError>) {
+        match self.sessions.seen(&cmd.id) {
             Seen::New => {
+                let key = cmd.op.key().expect("client operations have a key");
+                let slot = slot_of(key);
+                if !self.ownership.owns(slot) && !self.unsafe_serve_frozen {
+                    let epoch = self.ownership.moved_epoch(slot);
+                    return (Applied::Moved(cmd.id), Err(KvError::Moved { epoch }));
+                }
                 let r = self.store.apply(&cmd.op);
                 self.sessions.record(cmd.id, r.clone());
                 (Applied::Executed(cmd.id, r.clone()), Ok(r))
             }
             Seen::Latest(r) => (Applied::Duplicate(cmd.id), Ok(r)),
             Seen::Older => (Applied::Duplicate(cmd.id), Err(KvError::Superseded)),
-        };
-        if self.parked.remove(&cmd.id) {
-            self.replies.push((cmd.id, answer));
         }
-        applied
+    }
+
+    fn move_target(&mut self) -> MoveTarget<'_> {
+        MoveTarget {
+            store: &mut self.store,
+            sessions: &mut self.sessions,
+            ownership: &mut self.ownership,
+        }
     }
 
     /// Drain the answers for parked requests.
@@ -117,6 +179,11 @@ impl Replica {
         &self.store
     }
 
+    /// The slots served and the moves applied (read-only, for status and tests).
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+
     /// Export the state for transfer to a new member.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
@@ -127,6 +194,7 @@ impl Replica {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             sessions: self.sessions.export(),
+            ownership: self.ownership.export(),
         }
     }
 
@@ -135,9 +203,11 @@ impl Replica {
         Replica {
             store: KvStore::from_pairs(s.pairs),
             sessions: SessionTable::import(s.sessions),
+            ownership: Ownership::import(s.ownership),
             applied: s.applied,
             parked: HashSet::new(),
             replies: Vec::new(),
+            unsafe_serve_frozen: false,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use kv_ports::ids::NodeId;
 use kv_ports::kv::{KvCommand, KvResult, RequestId};
+use kv_ports::membership::Slot;
 use serde::{Deserialize, Serialize};
 
 use super::core::{refusal, Applied, KvError, Replica, Reply};
@@ -28,6 +29,8 @@ pub struct MemberCoreConfig {
     pub resend_ticks: u64,
     /// TEST ONLY: see [`SpConfig::unsafe_skip_promise_check`].
     pub unsafe_skip_promise_check: bool,
+    /// TEST ONLY: see [`Replica::set_unsafe_serve_frozen`].
+    pub unsafe_serve_frozen: bool,
 }
 
 impl MemberCoreConfig {
@@ -40,6 +43,7 @@ impl MemberCoreConfig {
             round_ticks: 12,
             resend_ticks: 4,
             unsafe_skip_promise_check: false,
+            unsafe_serve_frozen: false,
         }
     }
 }
@@ -79,9 +83,14 @@ pub struct MemberCore {
 }
 
 impl MemberCore {
-    /// A fresh member with an empty log and store.
+    /// A fresh member with an empty log and store, serving every slot.
     pub fn new(cfg: MemberCoreConfig) -> Self {
         Self::with_replica(cfg, Replica::new())
+    }
+
+    /// A fresh member with an empty log and store, serving exactly `slots`.
+    pub fn with_slots(cfg: MemberCoreConfig, slots: Vec<Slot>) -> Self {
+        Self::with_replica(cfg, Replica::with_slots(slots))
     }
 
     /// A member of a new configuration: an empty log (indices start at 0 again) over the state
@@ -94,7 +103,8 @@ impl MemberCore {
         Self::with_replica(cfg, Replica::from_snapshot(rebased))
     }
 
-    fn with_replica(cfg: MemberCoreConfig, replica: Replica) -> Self {
+    fn with_replica(cfg: MemberCoreConfig, mut replica: Replica) -> Self {
+        replica.set_unsafe_serve_frozen(cfg.unsafe_serve_frozen);
         let ble = Ble::new(BleConfig {
             pid: cfg.pid,
             members: cfg.members.clone(),

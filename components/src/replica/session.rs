@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use kv_ports::ids::ClientId;
-use kv_ports::kv::{KvResult, RequestId};
+use kv_ports::kv::{KvResult, RequestId, SessionEntry};
 use serde::{Deserialize, Serialize};
 
 /// What the state machine remembers of one client.
@@ -56,6 +56,34 @@ impl SessionTable {
         let mut v: Vec<_> = self.sessions.iter().map(|(c, s)| (*c, s.clone())).collect();
         v.sort_by_key(|(c, _)| *c);
         v
+    }
+
+    /// Every session as it travels with moving slots, sorted by client.
+    pub fn entries(&self) -> Vec<SessionEntry> {
+        let all = self.export().into_iter();
+        all.map(|(client, s)| SessionEntry {
+            client,
+            seq: s.seq,
+            reply: s.reply,
+        })
+        .collect()
+    }
+
+    /// Take in another group's sessions (arriving with moved slots): per client the higher
+    /// sequence number wins; on a tie the existing entry stays (both describe the same
+    /// command). Clients run one command at a time, so a higher number means the lower one
+    /// was answered or abandoned: dropping its reply loses nothing a retry could ask for.
+    pub fn merge(&mut self, entries: &[SessionEntry]) {
+        for e in entries {
+            let newer = self.sessions.get(&e.client).is_none_or(|s| e.seq > s.seq);
+            if newer {
+                let s = Session {
+                    seq: e.seq,
+                    reply: e.reply.clone(),
+                };
+                self.sessions.insert(e.client, s);
+            }
+        }
     }
 
     /// A table holding exactly `sessions`.

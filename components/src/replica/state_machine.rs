@@ -6,8 +6,10 @@ use bytes::Bytes;
 use kv_ports::kv::{KvOp, KvResult};
 use serde::{Deserialize, Serialize};
 
+use super::ownership::OwnershipState;
 use super::session::Session;
 use kv_ports::ids::ClientId;
+use kv_ports::membership::{slot_of, Slot};
 
 /// The key-value state: a sorted map so snapshots are deterministic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,6 +60,22 @@ impl KvStore {
         self.map.iter()
     }
 
+    /// The pairs whose keys hash into a slot `pick` accepts, in key order.
+    pub fn pairs_where(&self, pick: impl Fn(Slot) -> bool) -> Vec<(Bytes, Bytes)> {
+        let pairs = self.map.iter().filter(|(k, _)| pick(slot_of(k)));
+        pairs.map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Remove every pair whose key hashes into a slot `pick` accepts.
+    pub fn remove_where(&mut self, pick: impl Fn(Slot) -> bool) {
+        self.map.retain(|k, _| !pick(slot_of(k)));
+    }
+
+    /// Set `key` to `value` (slot installs; clients go through [`apply`](Self::apply)).
+    pub fn insert(&mut self, key: Bytes, value: Bytes) {
+        self.map.insert(key, value);
+    }
+
     /// A store holding exactly `pairs`.
     pub fn from_pairs(pairs: impl IntoIterator<Item = (Bytes, Bytes)>) -> Self {
         KvStore {
@@ -76,6 +94,8 @@ pub struct Snapshot {
     pub pairs: Vec<(Bytes, Bytes)>,
     /// Each client's latest applied command and its reply.
     pub sessions: Vec<(ClientId, Session)>,
+    /// The slots the group serves and the last move of each slot that moved.
+    pub ownership: OwnershipState,
 }
 
 #[cfg(test)]

@@ -13,9 +13,11 @@
 //! - [`fetch_map`] and [`fetch_status`] ask one question over a short-lived connection, of
 //!   the coordinator or of any data node (both answer `GetMap` and `GetStatus`).
 
+mod admin;
 mod ask;
 mod backoff;
 mod conn;
+pub mod executor;
 pub mod server;
 pub mod session;
 mod state;

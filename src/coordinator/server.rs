@@ -14,10 +14,12 @@ use tokio::task::JoinSet;
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 
 use super::conn::{self, ConnId};
+use super::executor::ExecutorConfig;
 use super::state::State;
 
-/// How often the core's clock advances (suspicions age by one tick).
-pub const TICK: Duration = Duration::from_secs(1);
+/// How often the core's and the executor's clocks advance (suspicions age, unanswered
+/// directives come due). [`CoordinatorConfig::grace_ticks`] counts these.
+pub const TICK: Duration = Duration::from_millis(100);
 
 /// Most connections served at once; further ones wait in the accept backlog. Nodes hold one
 /// each, so this bounds the cluster size well above what one coordinator is meant for.
@@ -47,7 +49,7 @@ pub async fn serve(
         "bootstrap coordinator listening"
     );
     let (events_tx, mut events) = mpsc::channel(EVENT_QUEUE);
-    let mut state = State::new(config);
+    let mut state = State::new(config, ExecutorConfig::default());
     let mut tasks = JoinSet::new();
     let mut ticks = interval(TICK);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);

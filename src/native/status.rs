@@ -85,4 +85,10 @@ pub struct CoordinatorStatus {
     pub connected: Vec<NodeId>,
     /// Nodes suspected, not yet declared failed.
     pub suspected: Vec<NodeId>,
+    /// The epoch of the reconfiguration under way, if any.
+    pub in_flight: Option<Epoch>,
+    /// Membership events waiting behind it.
+    pub queued: u32,
+    /// Groups below the replication degree, or that lost a member they cannot replace.
+    pub under_replicated: Vec<GroupId>,
 }

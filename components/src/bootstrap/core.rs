@@ -19,18 +19,19 @@
 //! groups retired it and it may hold stale state; restarted, it gets a fresh id.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
 
 use kv_ports::ids::{GroupId, NodeId};
 use kv_ports::membership::{Epoch, NodeInfo, SlotMap};
 
 use super::actions::needs_groups;
-use super::formation::form;
+use super::formation::{form, in_given_order};
 use super::planner::{plan, Event, Plan, PlanError};
 use super::suspicion::Suspicions;
 use crate::quorum::majority;
 
 /// How the coordinator behaves.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoordinatorConfig {
     /// Members per group (δ).
     pub replication: u32,
@@ -38,15 +39,21 @@ pub struct CoordinatorConfig {
     pub min_nodes: usize,
     /// Ticks a majority must keep suspecting a node before it is declared failed.
     pub grace_ticks: u32,
+    /// The order groups are formed in: the nodes waiting at formation are sorted by the
+    /// position of their address in this list (seed 001's `VIEW`), nodes not in it last.
+    /// Empty: check-in order.
+    pub formation_order: Vec<SocketAddr>,
 }
 
 impl CoordinatorConfig {
-    /// δ as given, waiting for 2·δ nodes, thirty ticks of grace (3 s at the shell's 100 ms).
+    /// δ as given, waiting for 2·δ nodes, thirty ticks of grace (3 s at the shell's 100 ms),
+    /// groups formed in check-in order.
     pub fn new(replication: u32) -> Self {
         CoordinatorConfig {
             replication,
             min_nodes: 2 * replication as usize,
             grace_ticks: 30,
+            formation_order: Vec::new(),
         }
     }
 }
@@ -331,7 +338,8 @@ impl CoordinatorCore {
         if self.waiting.len() < self.config.min_nodes {
             return Vec::new();
         }
-        let nodes = std::mem::take(&mut self.waiting);
+        let mut nodes = std::mem::take(&mut self.waiting);
+        in_given_order(&mut nodes, &self.config.formation_order);
         let map = form(&nodes, self.config.replication).expect("min_nodes ≥ δ, ids unique");
         self.install(map)
     }

@@ -609,3 +609,20 @@ fn a_restarted_coordinator_adopts_the_nodes_map() {
     assert_eq!(p.target.groups.len(), 3);
     assert!(restarted.report_map(held).is_empty(), "old news");
 }
+
+#[test]
+fn a_formation_order_forms_groups_whoever_checked_in_first() {
+    let order: Vec<_> = infos(4).iter().map(|n| n.link).collect();
+    let mut c = CoordinatorCore::new(CoordinatorConfig {
+        min_nodes: 4,
+        formation_order: order,
+        ..CoordinatorConfig::new(2)
+    });
+    let mut out = Vec::new();
+    for id in [3, 1, 4, 2] {
+        out = c.check_in(info(id));
+    }
+    let map = published(&out).expect("formed at the fourth check-in");
+    assert_eq!(map.members_of(GroupId(0)), &[NodeId(1), NodeId(2)]);
+    assert_eq!(map.members_of(GroupId(1)), &[NodeId(3), NodeId(4)]);
+}

@@ -82,7 +82,7 @@ pub struct NodeArgs {
     /// Native protocol and inter-node address.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// The bootstrap coordinator (omit for the seed 001 static view from K, VIEW, IPPORT).
+    /// The bootstrap coordinator (omit for seed 001: K, VIEW, IPPORT; VIEW[0] runs it).
     #[arg(long)]
     pub bootstrap: Option<SocketAddr>,
     /// Serve RESP (redis-cli) here.

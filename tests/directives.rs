@@ -160,7 +160,7 @@ async fn start_nodes(coordinator: &FakeCoordinator, n: usize) -> (Vec<Node>, Vec
     for _ in 0..n {
         let config = NodeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            join: Join::Coordinator(coordinator.addr),
+            join: Join::Coordinator(coordinator.addr.into()),
             resp: None,
             http: None,
         };

@@ -19,7 +19,7 @@ use crate::cli::JoinArgs;
 pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
     let config = NodeConfig {
         listen: args.listen,
-        join: Join::Coordinator(args.bootstrap),
+        join: Join::Coordinator(args.bootstrap.into()),
         resp: args.resp,
         http: args.http,
     };

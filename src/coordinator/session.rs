@@ -14,7 +14,6 @@
 //! suspicions, so a restarted coordinator learns them again.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ use tokio::sync::watch;
 use tokio_util::codec::Framed;
 
 use super::backoff::Backoff;
+use super::dial::CoordinatorAddr;
 use crate::native::frame::FrameError;
 use crate::native::{
     ClientCodec, ClientFrame, Directive, DirectiveId, DirectiveOutcome, ServerFrame,
@@ -94,7 +94,11 @@ impl SessionAgent for NoGroups {
 /// map into `maps` (whose initial value the caller sets, normally `SlotMap::empty(δ)`). The
 /// session runs until the returned guard is dropped. It runs no groups: directives are
 /// answered `Failed` (see [`start_node`] for a data node's session).
-pub fn start(coordinator: SocketAddr, me: NodeInfo, maps: watch::Sender<SlotMap>) -> TaskGuard {
+pub fn start(
+    coordinator: impl Into<CoordinatorAddr>,
+    me: NodeInfo,
+    maps: watch::Sender<SlotMap>,
+) -> TaskGuard {
     let (tx, outbound) = mpsc::unbounded_channel();
     let node = NodeSession {
         agent: Arc::new(NoGroups(tx)),
@@ -103,18 +107,19 @@ pub fn start(coordinator: SocketAddr, me: NodeInfo, maps: watch::Sender<SlotMap>
     start_node(coordinator, me, maps, node)
 }
 
-/// [`start`], with directives carried out and suspicions reported by `node`.
+/// [`start`], with directives carried out and suspicions reported by `node`. A coordinator
+/// embedded in a node ([`CoordinatorAddr::shared`]) is dialled with its preamble.
 pub fn start_node(
-    coordinator: SocketAddr,
+    coordinator: impl Into<CoordinatorAddr>,
     me: NodeInfo,
     maps: watch::Sender<SlotMap>,
     node: NodeSession,
 ) -> TaskGuard {
-    TaskGuard::spawn(run(coordinator, me, maps, node))
+    TaskGuard::spawn(run(coordinator.into(), me, maps, node))
 }
 
 async fn run(
-    coordinator: SocketAddr,
+    coordinator: CoordinatorAddr,
     me: NodeInfo,
     maps: watch::Sender<SlotMap>,
     mut node: NodeSession,
@@ -173,12 +178,11 @@ type Framing = Framed<TcpStream, ClientCodec>;
 impl Conn<'_> {
     /// One connection: check in, report suspicions, then apply pushed maps, hand directives
     /// to the agent and send what is queued, until it ends.
-    async fn session(&mut self, coordinator: SocketAddr, me: &NodeInfo) -> SessionError {
-        let stream = match TcpStream::connect(coordinator).await {
+    async fn session(&mut self, coordinator: CoordinatorAddr, me: &NodeInfo) -> SessionError {
+        let stream = match coordinator.connect().await {
             Ok(stream) => stream,
             Err(e) => return SessionError::Connect(e),
         };
-        let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, ClientCodec::default());
         let held = {
             let current = self.maps.borrow();
@@ -299,6 +303,7 @@ mod tests {
     use kv_components::bootstrap::formation::form;
     use kv_ports::ids::NodeId;
     use kv_ports::membership::Epoch;
+    use std::net::SocketAddr;
 
     fn nodes(n: u64) -> Vec<NodeInfo> {
         (1..=n)

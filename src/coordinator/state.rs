@@ -9,6 +9,7 @@
 //! `StartGroup`s before the epoch-1 map.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 
 use kv_components::bootstrap::core::{CoordinatorConfig, CoordinatorCore, CoordinatorOutput};
 use kv_components::bootstrap::planner::Event as PlanEvent;
@@ -42,6 +43,9 @@ pub(super) struct State {
     sessions: BTreeMap<NodeId, ConnId>,
     /// Operators' requests waiting for a change.
     waiters: Waiters,
+    /// The shared port of the data node this coordinator runs inside, if embedded (seed 001):
+    /// that node cannot be removed.
+    host: Option<SocketAddr>,
 }
 
 impl State {
@@ -53,7 +57,14 @@ impl State {
             conns: HashMap::new(),
             sessions: BTreeMap::new(),
             waiters: Waiters::default(),
+            host: None,
         }
+    }
+
+    /// This coordinator runs inside the data node reached at `host`.
+    pub fn hosted_by(mut self, host: SocketAddr) -> Self {
+        self.host = Some(host);
+        self
     }
 
     /// How many connections are open.
@@ -197,10 +208,18 @@ impl State {
                     let reason = "the cluster is not formed yet".to_owned();
                     return self.push(conn, ServerFrame::Admin(AdminAnswer::Refused(reason)));
                 }
-                let Some(id) = self.find(&node) else {
+                let Some(found) = self.find(&node) else {
                     let reason = format!("no node {} in the cluster", describe(&node));
                     return self.push(conn, ServerFrame::Admin(AdminAnswer::Refused(reason)));
                 };
+                if let Some(host) = self.host.filter(|h| NodeRef::Addr(*h).names(&found)) {
+                    let reason = format!(
+                        "the node at {host} runs the coordinator (it is the first node of \
+                         VIEW) and cannot be removed"
+                    );
+                    return self.push(conn, ServerFrame::Admin(AdminAnswer::Refused(reason)));
+                }
+                let id = found.id;
                 let first = !self.waiters.removing(id);
                 self.waiters.add_remove(conn, id);
                 if first {
@@ -212,7 +231,7 @@ impl State {
     }
 
     /// The node `node` names in the published map or the plan under way.
-    fn find(&self, node: &NodeRef) -> Option<NodeId> {
+    fn find(&self, node: &NodeRef) -> Option<NodeInfo> {
         let target = self.core.in_flight().map(|p| &p.target.nodes);
         self.core
             .current()
@@ -220,7 +239,7 @@ impl State {
             .iter()
             .chain(target.into_iter().flatten())
             .find(|n| node.names(n))
-            .map(|n| n.id)
+            .cloned()
     }
 
     /// Answers `AwaitNode` requests the cluster now satisfies.

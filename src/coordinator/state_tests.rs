@@ -391,7 +391,7 @@ fn suspicions_of_a_majority_replace_a_member_with_the_standby() {
         min_nodes: 6,
         ..CoordinatorConfig::new(3)
     };
-    let mut state = State::new(config, ExecutorConfig::default());
+    let mut state = State::new(config.clone(), ExecutorConfig::default());
     let mut queues: Vec<(u64, Receiver<ServerFrame>)> =
         (1..=7).map(|n| (n, open(&mut state, n, 64))).collect();
     for n in 1..=7 {
@@ -419,4 +419,29 @@ fn suspicions_of_a_majority_replace_a_member_with_the_standby() {
         &[NodeId(1), NodeId(3), NodeId(7)]
     );
     assert!(frames[&7].contains(&ServerFrame::Map(Some(map))));
+}
+
+#[test]
+fn the_node_hosting_an_embedded_coordinator_cannot_be_removed() {
+    let host = info(1).link;
+    let mut state = State::new(config(), ExecutorConfig::default()).hosted_by(host);
+    let mut queues: Vec<(u64, Receiver<ServerFrame>)> =
+        (1..=4).map(|n| (n, open(&mut state, n, 64))).collect();
+    for n in 1..=4 {
+        check_in(&mut state, n, None);
+    }
+    serve_directives(&mut state, &mut queues);
+    let mut client = open(&mut state, 99, 16);
+    for node in [NodeRef::Addr(host), NodeRef::Id(NodeId(1))] {
+        send(
+            &mut state,
+            99,
+            ClientFrame::Admin(AdminRequest::Remove(node)),
+        );
+        assert!(matches!(
+            admin_answers(&mut client).as_slice(),
+            [AdminAnswer::Refused(r)] if r.contains("runs the coordinator")
+        ));
+    }
+    assert_eq!(state.core.current().epoch, Epoch(1), "nothing changed");
 }

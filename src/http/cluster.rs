@@ -1,6 +1,5 @@
-//! Three [`ClusterInfo`]s: a data node's ([`NodeCluster`]), a wrapper refusing view changes
-//! ([`FixedView`], the seed 001 static view) and a fixed in-memory one ([`StaticCluster`]) for
-//! tests and single-process set-ups.
+//! Two [`ClusterInfo`]s: a data node's ([`NodeCluster`]) and a fixed in-memory one
+//! ([`StaticCluster`]) for tests and single-process set-ups.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,9 +9,11 @@ use kv_ports::ids::{GroupId, NodeId};
 use kv_ports::membership::{Epoch, SlotMap};
 use tokio::sync::watch;
 
+use super::settle::{until_every_node_holds, SETTLE_TIMEOUT};
 use super::status::status_json;
 use super::{ClusterInfo, ViewChange, ViewChanged, FIXED_VIEW};
 use crate::client::{Client, ClientConfig};
+use crate::coordinator::CoordinatorAddr;
 use crate::native::{AdminAnswer, AdminRequest, NodeRef as AdminNode};
 use crate::node::relay;
 
@@ -24,7 +25,7 @@ pub struct NodeCluster {
     me: NodeId,
     maps: watch::Receiver<SlotMap>,
     client: Option<Arc<Client>>,
-    coordinator: Option<SocketAddr>,
+    coordinator: Option<CoordinatorAddr>,
 }
 
 impl NodeCluster {
@@ -47,7 +48,7 @@ impl NodeCluster {
     }
 
     /// Relays view changes to the coordinator at `coordinator` (`None`: the view is fixed).
-    pub fn with_coordinator(mut self, coordinator: Option<SocketAddr>) -> NodeCluster {
+    pub fn with_coordinator(mut self, coordinator: Option<CoordinatorAddr>) -> NodeCluster {
         self.coordinator = coordinator;
         self
     }
@@ -91,10 +92,13 @@ impl ClusterInfo for NodeCluster {
     }
 }
 
-/// Asks the coordinator for a seed 001 view change and describes the map it answers with.
-/// `add` waits until the node at the address (which checks in by itself when started with
-/// `--bootstrap`) is placed; `remove` takes it out.
-async fn change_view(coordinator: SocketAddr, change: ViewChange) -> Result<ViewChanged, String> {
+/// Asks the coordinator for a seed 001 view change and describes the map it answers with,
+/// once every node of that map holds it. `add` waits until the node at the address (which
+/// checks in by itself when started) is placed; `remove` takes it out.
+async fn change_view(
+    coordinator: CoordinatorAddr,
+    change: ViewChange,
+) -> Result<ViewChanged, String> {
     let request = match change {
         ViewChange::Add(addr) => AdminRequest::AwaitNode(AdminNode::Addr(addr)),
         ViewChange::Remove(addr) => AdminRequest::Remove(AdminNode::Addr(addr)),
@@ -104,7 +108,10 @@ async fn change_view(coordinator: SocketAddr, change: ViewChange) -> Result<View
         AdminRequest::Remove(_) => None,
     };
     match relay(Some(coordinator), request).await {
-        AdminAnswer::Done(map) => Ok(view_changed(&map, added)),
+        AdminAnswer::Done(map) => {
+            until_every_node_holds(&map, SETTLE_TIMEOUT).await;
+            Ok(view_changed(&map, added))
+        }
         AdminAnswer::Refused(why) => Err(why),
     }
 }
@@ -164,43 +171,5 @@ impl ClusterInfo for StaticCluster {
 
     fn update_view(&self, _: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
         Box::pin(async { Err(FIXED_VIEW.to_owned()) })
-    }
-}
-
-/// Another [`ClusterInfo`] whose view cannot change: everything is asked of the inner one,
-/// except [`ClusterInfo::update_view`], which answers the error text given (for a node of the
-/// seed 001 static view, [`crate::seed001::STATIC_VIEW`]).
-pub struct FixedView<C> {
-    inner: C,
-    why: &'static str,
-}
-
-impl<C: ClusterInfo> FixedView<C> {
-    /// `inner`, with view changes refused saying `why`.
-    pub fn new(inner: C, why: &'static str) -> FixedView<C> {
-        FixedView { inner, why }
-    }
-}
-
-impl<C: ClusterInfo> ClusterInfo for FixedView<C> {
-    fn map(&self) -> SlotMap {
-        self.inner.map()
-    }
-
-    fn me(&self) -> Option<NodeId> {
-        self.inner.me()
-    }
-
-    fn locate(&self, key: &[u8]) -> (Epoch, Option<GroupId>) {
-        self.inner.locate(key)
-    }
-
-    fn status_json(&self) -> BoxFuture<'static, serde_json::Value> {
-        self.inner.status_json()
-    }
-
-    fn update_view(&self, _: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
-        let why = self.why;
-        Box::pin(async move { Err(why.to_owned()) })
     }
 }

@@ -10,7 +10,9 @@
 //!
 //! The link and the native endpoint share the node's one `listen` port: a multiplexer (see
 //! [`mux`]) tells their connections apart by their first bytes, so a node is known to peers
-//! and clients alike by a single address (`NodeInfo::link == NodeInfo::client`).
+//! and clients alike by a single address (`NodeInfo::link == NodeInfo::client`). A node may
+//! also run the coordinator itself behind that port ([`NodeOptions::coordinator`], seed 001's
+//! `VIEW[0]`).
 //!
 //! The node starts with no groups: it checks in with the coordinator, which tells it which
 //! groups to run with directives on its session (see [`directives`]): start a group, join one,
@@ -54,21 +56,22 @@ use self::groups::GroupHost;
 use self::membership::{Membership, MembershipArgs, SuspectSet};
 use self::view::LocalView;
 use crate::coordinator::session::NodeSession;
+use crate::coordinator::{CoordinatorAddr, CoordinatorConfig};
 use crate::gateway::{Gateway, GatewayConfig};
-use crate::http::{self, ClusterInfo, FixedView, HttpState, NodeCluster};
+use crate::http::{self, HttpState, NodeCluster};
 use crate::native::{ClientEndpoint, EndpointConfig, EndpointError};
 use crate::resp::{self, Dialect};
 
 /// How a node learns its slot map.
 #[derive(Clone, Debug)]
 pub enum Join {
-    /// Check in with the bootstrap coordinator at this address and follow the maps it
-    /// publishes; the node's id is fresh and random.
-    Coordinator(SocketAddr),
-    /// Serve a fixed map computed identically by every node (the seed 001 static view, the
-    /// seed 002 participants): no coordinator. `id` is this node's entry in the map, whose
-    /// one address (link and client alike) it advertises; `NodeConfig::listen` is the
-    /// port it binds for both.
+    /// Check in with the bootstrap coordinator at this address (its own port, or a node's
+    /// shared port for a coordinator embedded there) and follow the maps it publishes; the
+    /// node's id is fresh and random.
+    Coordinator(CoordinatorAddr),
+    /// Serve a fixed map computed identically by every node: no coordinator, no change. `id`
+    /// is this node's entry in the map, whose one address (link and client alike) it
+    /// advertises; `NodeConfig::listen` is the port it binds for both.
     Static {
         /// The map.
         map: SlotMap,
@@ -90,6 +93,17 @@ pub struct NodeConfig {
     /// The HTTP endpoint, if any (advertised in the map; served by the HTTP front end). Equal
     /// to `listen`, HTTP shares the node's one port (seed 001) instead of binding its own.
     pub http: Option<SocketAddr>,
+}
+
+/// What a node may do besides [`NodeConfig`] (seed 001 uses both).
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// The address peers and clients reach this node at, when it is not the bound one (the
+    /// node listens on `0.0.0.0:PORT` behind NAT or a port mapping); `None`: the bound address.
+    pub advertise: Option<SocketAddr>,
+    /// Run a coordinator with this configuration inside the node, behind its shared port
+    /// (reached with [`crate::coordinator::PREAMBLE`]); the node itself cannot be removed.
+    pub coordinator: Option<CoordinatorConfig>,
 }
 
 /// Why a node could not start.
@@ -136,6 +150,11 @@ impl Node {
     /// once the node serves (requests before the first map are answered `NotLeader`, which
     /// clients retry).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        Node::start_with(config, NodeOptions::default()).await
+    }
+
+    /// [`Node::start`] with `options`.
+    pub async fn start_with(config: NodeConfig, options: NodeOptions) -> Result<Node, NodeError> {
         // Before any component starts, so the link and Paxos counters count from the start.
         crate::metrics::install();
         let listener = bind(config.listen).await?;
@@ -144,7 +163,7 @@ impl Node {
             source,
         })?;
         let (id, addr) = match &config.join {
-            Join::Coordinator(_) => (NodeId(fresh_id()), bound),
+            Join::Coordinator(_) => (NodeId(fresh_id()), options.advertise.unwrap_or(bound)),
             Join::Static { map, id } => {
                 let me = map.node(*id).ok_or(NodeError::NotInMap(*id))?;
                 if me.link != me.client || me.link.port() != bound.port() {
@@ -214,25 +233,24 @@ impl Node {
             })?;
         }
 
-        let static_view = matches!(config.join, Join::Static { .. });
-        let http_state = || {
-            let cluster = NodeCluster::new(id, maps.clone(), addr).with_coordinator(coordinator);
-            let cluster: Arc<dyn ClusterInfo> = if static_view {
-                Arc::new(FixedView::new(cluster, crate::seed001::STATIC_VIEW))
-            } else {
-                Arc::new(cluster)
-            };
-            HttpState {
-                service: service.clone(),
-                cluster,
-            }
+        let http_state = || HttpState {
+            service: service.clone(),
+            cluster: Arc::new(
+                NodeCluster::new(id, maps.clone(), addr).with_coordinator(coordinator),
+            ),
         };
         let mut targets = mux::Targets {
             link: link.downgrade(),
             native: endpoint.downgrade(),
             http: None,
+            coordinator: None,
         };
         let mut tasks = Vec::new();
+        if let Some(embedded) = options.coordinator {
+            let (inbox, server) = mux::serve_coordinator(embedded, addr);
+            targets.coordinator = Some(inbox);
+            tasks.push(server);
+        }
         let http_addr = match config.http {
             // HTTP on the node's one port (seed 001): the mux hands its connections over.
             Some(http) if http == config.listen => {

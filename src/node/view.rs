@@ -2,7 +2,6 @@
 //! by and its status as its own components see it — and where it relays operators' requests
 //! (to its coordinator, if it has one).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -14,6 +13,7 @@ use tokio::sync::watch;
 
 use super::groups::GroupHost;
 use super::membership::{self, SuspectSet};
+use crate::coordinator::CoordinatorAddr;
 use crate::native::{
     AdminAnswer, AdminRequest, MemberStage, MemberStatus, NodeStatus, NodeView, StatusReport,
 };
@@ -39,7 +39,7 @@ pub struct LocalView {
     /// Nodes its failure detector suspects.
     pub suspects: SuspectSet,
     /// Its coordinator (`None`: a static map).
-    pub coordinator: Option<SocketAddr>,
+    pub coordinator: Option<CoordinatorAddr>,
 }
 
 impl NodeView for LocalView {
@@ -76,7 +76,7 @@ impl NodeView for LocalView {
 }
 
 /// Sends an operator's request to the coordinator and passes its answer on.
-pub async fn relay(coordinator: Option<SocketAddr>, request: AdminRequest) -> AdminAnswer {
+pub async fn relay(coordinator: Option<CoordinatorAddr>, request: AdminRequest) -> AdminAnswer {
     let Some(addr) = coordinator else {
         return AdminAnswer::Refused(NO_COORDINATOR.into());
     };

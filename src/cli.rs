@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 /// `kv`: a partitioned, linearizable, replicated key-value store.
 #[derive(Debug, Parser)]
@@ -27,6 +27,10 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Run a data node.
     Node(NodeArgs),
+    /// Run a data node that joins a running cluster, and print where it is placed.
+    Join(JoinArgs),
+    /// Take a data node out of the cluster (its group gets a standby, or shrinks).
+    Leave(LeaveArgs),
     /// Interactive client.
     Repl(ReplArgs),
     /// Closed-loop load generator.
@@ -66,6 +70,10 @@ pub struct BootstrapArgs {
     /// Nodes to wait for before forming groups (default 2·δ).
     #[arg(long)]
     pub min_nodes: Option<u32>,
+    /// How long a majority of the nodes must suspect a node before it is declared failed
+    /// and replaced, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub grace_ms: u64,
 }
 
 /// Arguments of `kv node`.
@@ -74,7 +82,7 @@ pub struct NodeArgs {
     /// Native protocol and inter-node address.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// The bootstrap coordinator (omit for the seed 001 static view from K, VIEW, IPPORT).
+    /// The bootstrap coordinator (omit for seed 001: K, VIEW, IPPORT; VIEW[0] runs it).
     #[arg(long)]
     pub bootstrap: Option<SocketAddr>,
     /// Serve RESP (redis-cli) here.
@@ -86,6 +94,46 @@ pub struct NodeArgs {
     /// Directory for the node's files.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// Arguments of `kv join`: a data node like `kv node --bootstrap`, which also waits until
+/// the coordinator has placed it (in a group, or as a standby) and prints where.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// Native protocol and inter-node address.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// The bootstrap coordinator of the running cluster.
+    #[arg(long)]
+    pub bootstrap: SocketAddr,
+    /// Serve RESP (redis-cli) here.
+    #[arg(long)]
+    pub resp: Option<SocketAddr>,
+    /// Serve HTTP here.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// How long to wait for the placement, in seconds (the node keeps running either way).
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// Arguments of `kv leave`: which node, and the coordinator that removes it.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["node", "addr"])))]
+pub struct LeaveArgs {
+    /// The bootstrap coordinator.
+    #[arg(long)]
+    pub bootstrap: SocketAddr,
+    /// The node's id: as logs print it (n12345…), the bare number, or the short id `status`
+    /// shows (n1a2b).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// An address the node listens on (native, RESP or HTTP).
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+    /// How long to wait for the reconfiguration, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
 }
 
 /// Arguments of `kv repl`.
@@ -132,6 +180,8 @@ impl Command {
             Command::Local(_) => "local",
             Command::Bootstrap(_) => "bootstrap",
             Command::Node(_) => "node",
+            Command::Join(_) => "join",
+            Command::Leave(_) => "leave",
             Command::Repl(_) => "repl",
             Command::Bench(_) => "bench",
             Command::Check(_) => "check",

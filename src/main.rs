@@ -20,12 +20,17 @@ fn main() -> ExitCode {
     if let Command::Check(args) = &command {
         return kv::checker::cli::run(args);
     }
-    let servers = matches!(command, Command::Bootstrap(_) | Command::Node(_));
+    let servers = matches!(
+        command,
+        Command::Bootstrap(_) | Command::Node(_) | Command::Join(_)
+    );
     cmd::init_logging(if servers { "info" } else { "warn" });
     match command {
         Command::Local(args) => cmd::run_async(cmd::local::run(args)),
         Command::Bootstrap(args) => cmd::run_async(cmd::bootstrap::run(args)),
         Command::Node(args) => cmd::run_async(cmd::node::run(args)),
+        Command::Join(args) => cmd::run_async(cmd::join::run(args)),
+        Command::Leave(args) => cmd::run_async(cmd::leave::run(args)),
         Command::Repl(args) => cmd::run_async(cmd::repl::run(args)),
         Command::Bench(args) => cmd::run_async(cmd::bench::run(args)),
         other => not_built(other.name()),

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use kv::client::{CallError, Client, ClientConfig, Connection};
 use kv::native::{
-    ClientFrame, CoordinatorStatus, MemberStatus, NodeStatus, ServerCodec, ServerFrame,
-    StatusReport,
+    ClientFrame, CoordinatorStatus, MemberStage, MemberStatus, NodeStatus, ServerCodec,
+    ServerFrame, StatusReport,
 };
 use kv::repl::{execute_line, Outcome};
 use kv::service::{KvService, ServiceError};
@@ -571,6 +571,9 @@ async fn without_a_map_the_client_rotates_over_its_seeds() {
         waiting_for: 2,
         connected: vec![NodeId(1)],
         suspected: Vec::new(),
+        in_flight: None,
+        queued: 0,
+        under_replicated: Vec::new(),
     };
     world
         .statuses
@@ -599,6 +602,8 @@ fn node_status(
             group: GroupId(group),
             leader,
             decided: 7,
+            config: 1,
+            stage: MemberStage::Active,
         }],
         suspected: suspected.to_vec(),
     })
@@ -619,6 +624,9 @@ async fn cluster_status_assembles_leaders_and_unreachable_nodes() {
             waiting_for: 0,
             connected: c.ids.clone(),
             suspected: Vec::new(),
+            in_flight: None,
+            queued: 0,
+            under_replicated: Vec::new(),
         };
         statuses.insert(c.coordinator.addr, StatusReport::Coordinator(coordinator));
     }
@@ -642,6 +650,9 @@ async fn cluster_status_assembles_leaders_and_unreachable_nodes() {
             waiting_for: 0,
             connected: vec![n0, n1],
             suspected: vec![n2],
+            in_flight: Some(Epoch(2)),
+            queued: 1,
+            under_replicated: vec![GroupId(1)],
         };
         statuses.insert(c.coordinator.addr, StatusReport::Coordinator(coordinator));
     }
@@ -668,11 +679,14 @@ async fn cluster_status_assembles_leaders_and_unreachable_nodes() {
             label(1)
         ),
         format!(
-            "group 1  slots 512  leader none (electing)  members {}, {}",
+            "group 1  slots 512  leader none (electing)  members {}, {}  \
+             (under-replicated: a member failed and no majority is left to replace it)",
             label(2),
             label(3)
         ),
         "standbys  none".to_owned(),
+        "reconfiguring  to epoch 2, 1 more change queued".to_owned(),
+        "under-replicated  group 1".to_owned(),
         format!("suspected  {}, {}", label(2), label(3)),
         format!("unreachable  {}, {}", label(2), label(3)),
     ];

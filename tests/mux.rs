@@ -194,10 +194,12 @@ async fn the_mux_replays_first_bytes_to_every_consumer() {
     let link = PerfectLink::start_shared(NodeId(1), addr, LinkConfig::default());
     let endpoint = ClientEndpoint::start_shared(EndpointConfig::default(), Arc::new(NoMapView));
     let (http_tx, mut http_rx) = mpsc::channel(4);
+    let (coordinator_tx, mut coordinator_rx) = mpsc::channel(4);
     let targets = Targets {
         link: link.downgrade(),
         native: endpoint.downgrade(),
         http: Some(http_tx),
+        coordinator: Some(coordinator_tx),
     };
     let config = MuxConfig {
         sniff_timeout: Duration::from_millis(500),
@@ -249,6 +251,20 @@ async fn the_mux_replays_first_bytes_to_every_consumer() {
         ),
         "{answer:?}"
     );
+
+    // The embedded coordinator: the preamble is read off, the frames that follow are intact.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(&mux::COORDINATOR_PREAMBLE).await.unwrap();
+    client.write_all(b"\0\0\0\x01x").await.unwrap();
+    let (mut stream, _) = tokio::time::timeout(WAIT, coordinator_rx.recv())
+        .await
+        .expect("handed over in time")
+        .expect("a connection");
+    let mut got = [0u8; 5];
+    stream.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"\0\0\0\x01x");
+    drop(stream);
+    assert!(read_until_closed(&mut client).await.is_empty());
 
     // A partial link preamble that never completes is closed after the sniff timeout.
     let mut partial = TcpStream::connect(addr).await.unwrap();

@@ -1,10 +1,12 @@
 //! Seed 001's start-up mode with real processes: four `kv node`s given `K=2`, the same `VIEW`
-//! and each its `IPPORT`, no coordinator. They form two partitions of two, agree on partition
-//! ids and members, spread 1,000 random keys evenly, serve every key through every node on the
-//! one port (HTTP, native and the link share it), and refuse bad requests and bad
-//! environments with clear errors.
+//! and each its `IPPORT`, no coordinator process (it runs inside the node at `VIEW[0]`). They
+//! form two partitions of two in `VIEW` order, agree on partition ids and members, spread
+//! 1,000 random keys evenly, serve every key through every node on the one port (HTTP, native,
+//! the link and the coordinator share it), and refuse bad requests and bad environments with
+//! clear errors.
 
 mod cluster_support;
+mod seed001_support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,90 +14,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kv::seed001::STATIC_VIEW;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use cluster_support::StaticViewCluster;
+use cluster_support::Seed001Cluster;
+use seed001_support::{call, error, members, raw};
 
 /// Keys written and read back.
 const KEYS: usize = 1_000;
 /// Requests in flight at once.
 const CONCURRENCY: usize = 8;
-/// How long one HTTP exchange may take.
-const WAIT: Duration = Duration::from_secs(20);
-
-/// An HTTP answer: status and JSON body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-/// Sends `request` raw on a fresh connection and reads the answer until the node closes.
-async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, Vec<u8>) {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream.write_all(request).await.expect("send");
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.expect("read");
-        answer
-    };
-    let answer = tokio::time::timeout(WAIT, exchange)
-        .await
-        .unwrap_or_else(|_| panic!("no answer from {addr} within {WAIT:?}"));
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    let start = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(answer.len(), |i| i + 4);
-    (status, answer[start..].to_vec())
-}
-
-/// `method target` with an optional form body, as curl sends it.
-async fn call(addr: SocketAddr, method: &str, target: &str, form: Option<&str>) -> Answer {
-    let body = form.unwrap_or("");
-    let content = match form {
-        Some(_) => "Content-Type: application/x-www-form-urlencoded\r\n",
-        None => "",
-    };
-    let request = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{content}\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let (status, body) = raw(addr, request.as_bytes()).await;
-    let body = serde_json::from_slice(&body).unwrap_or_else(|e| {
-        panic!(
-            "{method} {target}: not JSON ({e}): {:?}",
-            String::from_utf8_lossy(&body)
-        )
-    });
-    Answer { status, body }
-}
-
-fn error(message: &str) -> Value {
-    json!({"result": "error", "error": message})
-}
-
-fn members(addrs: &[SocketAddr]) -> Value {
-    json!({
-        "result": "success",
-        "partition_members": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_with_k_2_form_two_partitions_and_serve_seed_001() {
-    let cluster = StaticViewCluster::start("seed001-static", 4, 2);
+    let cluster = Seed001Cluster::start("seed001-static", 4, 2);
     let view = cluster.view.clone();
     let status = cluster.wait_until_led().await;
     assert_eq!(status.groups.len(), 2, "{}", status.render());
@@ -241,13 +174,19 @@ async fn bad_requests_are_refused(view: &[SocketAddr], written: &[Written]) {
         assert_eq!(got.body["result"], "error");
     }
 
-    for change in ["add", "remove"] {
-        let target = format!("/kv-store/update_view?type={change}");
-        let got = call(node, "PUT", &target, Some("ip_port=127.0.0.1:1")).await;
-        assert_eq!(got.status, 503);
-        assert_eq!(got.body, error(STATIC_VIEW));
-        assert!(STATIC_VIEW.contains("--bootstrap"));
-    }
+    let remove = "/kv-store/update_view?type=remove";
+    let unknown = call(node, "PUT", remove, Some("ip_port=127.0.0.1:1")).await;
+    assert_eq!(
+        (unknown.status, unknown.body),
+        (503, error("no node at 127.0.0.1:1 in the cluster"))
+    );
+    let host = format!("ip_port={}", view[0]);
+    let coordinator = call(node, "PUT", remove, Some(&host)).await;
+    assert_eq!(coordinator.status, 503);
+    let message = coordinator.body["error"].as_str().unwrap_or_default();
+    assert!(message.contains("runs the coordinator"), "{message}");
+    let no_ip_port = call(node, "PUT", remove, None).await;
+    assert_eq!(no_ip_port.status, 400);
     let bad_type = call(
         node,
         "PUT",
@@ -285,7 +224,12 @@ async fn bad_requests_are_refused(view: &[SocketAddr], written: &[Written]) {
         status_json.body["partitions"].as_array().map(Vec::len),
         Some(2)
     );
-    assert_eq!(status_json.body["me"], "4");
+    let last = &status_json.body["partitions"][1]["members"][1];
+    assert_eq!(last["http"], view[3].to_string());
+    assert_eq!(
+        status_json.body["me"], last["id"],
+        "ids are the coordinator's, not positions"
+    );
     let (status, metrics) = raw(node, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&metrics).contains("kv_"));

@@ -25,6 +25,7 @@
 //! [`ClientFrame::GetMap`]: crate::native::ClientFrame::GetMap
 //! [`Router`]: kv_components::overlay::core::Router
 
+mod admin;
 mod connection;
 mod maps;
 mod pool;
@@ -40,8 +41,9 @@ use kv_ports::ids::ClientId;
 use kv_ports::kv::KvOp;
 use tokio::sync::Mutex;
 
+pub use admin::{resolve_node, AdminError, ADMIN_TIMEOUT};
 pub use connection::{CallError, Connection};
-pub use status::{short_id, ClusterStatus, Forming, GroupView, NodeRef};
+pub use status::{short_id, ClusterStatus, Forming, GroupView, NodeRef, Reconfiguring};
 
 use crate::native::frame::check_sizes;
 use crate::service::{KvService, Pending, ServiceError};

@@ -11,11 +11,12 @@ use std::time::Duration;
 use futures::future::join_all;
 use kv_ports::membership::SlotMap;
 
+use super::admin::resolve_node;
 use super::connection::{CallError, Connection};
 use super::maps;
 use super::status::{ClusterStatus, Forming};
 use super::Client;
-use crate::native::StatusReport;
+use crate::native::{AdminAnswer, AdminRequest, StatusReport};
 use crate::repl::{ReplBackend, StatusPending};
 use crate::service::ServiceError;
 
@@ -108,7 +109,10 @@ impl Client {
 }
 
 /// Asks every address for its status at once; `None` for those that gave no answer in time.
-async fn ask_status(addrs: &[SocketAddr], timeout: Duration) -> Vec<Option<StatusReport>> {
+pub(super) async fn ask_status(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Vec<Option<StatusReport>> {
     let asks = addrs.iter().map(|&addr| async move {
         let ask = async {
             let mut conn = Connection::open(addr, timeout).await?;
@@ -128,5 +132,25 @@ async fn ask_status(addrs: &[SocketAddr], timeout: Duration) -> Vec<Option<Statu
 impl ReplBackend for Client {
     fn status(&self) -> StatusPending<'_> {
         Box::pin(async move { self.cluster_status().await.map(|s| s.render()) })
+    }
+
+    fn leave(&self, node: String) -> StatusPending<'_> {
+        Box::pin(async move {
+            let map = self.map().await;
+            let target = resolve_node(&node, map.as_ref()).map_err(ServiceError::Rejected)?;
+            match self.admin(AdminRequest::Remove(target)).await {
+                Ok(AdminAnswer::Done(map)) => Ok(format!(
+                    "removed {node}; epoch {}: {} groups, {} nodes, {} standbys",
+                    map.epoch.0,
+                    map.groups.len(),
+                    map.nodes.len(),
+                    map.standbys.len()
+                )),
+                Ok(AdminAnswer::Refused(reason)) => {
+                    Err(ServiceError::Rejected(format!("leave refused: {reason}")))
+                }
+                Err(e) => Err(ServiceError::Unavailable(e.to_string())),
+            }
+        })
     }
 }

@@ -61,6 +61,15 @@ pub struct Forming {
     pub checked_in: usize,
 }
 
+/// A reconfiguration under way, as the coordinator reports it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Reconfiguring {
+    /// The epoch of the map it leads to.
+    pub epoch: Epoch,
+    /// Membership changes waiting behind it.
+    pub queued: u32,
+}
+
 /// The whole cluster at one moment; see the module documentation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterStatus {
@@ -80,8 +89,11 @@ pub struct ClusterStatus {
     pub suspected: Vec<NodeId>,
     /// Answering nodes that still route by an older map.
     pub behind: Vec<NodeId>,
-    /// Groups with fewer members than the replication degree.
+    /// Groups with fewer members than the replication degree, or (the coordinator says) with
+    /// a failed member they have no majority left to replace.
     pub under_replicated: Vec<GroupId>,
+    /// The reconfiguration under way, if a coordinator answered and one is.
+    pub reconfiguring: Option<Reconfiguring>,
     /// Set when no map exists yet and a coordinator answered.
     pub forming: Option<Forming>,
 }
@@ -99,6 +111,7 @@ impl ClusterStatus {
             suspected,
             behind: Vec::new(),
             under_replicated: Vec::new(),
+            reconfiguring: None,
             forming,
         }
     }
@@ -176,7 +189,13 @@ impl ClusterStatus {
             unreachable,
             suspected: suspected.into_iter().collect(),
             behind,
-            under_replicated: map.under_replicated(),
+            under_replicated: under_replicated(map, coordinator),
+            reconfiguring: coordinator.and_then(|c| {
+                c.in_flight.map(|epoch| Reconfiguring {
+                    epoch,
+                    queued: c.queued,
+                })
+            }),
             forming: None,
         }
     }
@@ -225,6 +244,7 @@ impl ClusterStatus {
             }
             let standbys: Vec<String> = self.standbys.iter().map(NodeRef::to_string).collect();
             let _ = write!(out, "\nstandbys  {}", list(&standbys));
+            self.render_changes(&mut out);
         }
         let mut ids = |title: &str, ids: &[NodeId]| {
             let labels: Vec<String> = ids.iter().map(|&n| self.label(n)).collect();
@@ -236,6 +256,29 @@ impl ClusterStatus {
             ids("behind (older map)", &self.behind);
         }
         out
+    }
+
+    /// The reconfiguration under way and the groups short of members, when there are any.
+    fn render_changes(&self, out: &mut String) {
+        if let Some(r) = self.reconfiguring {
+            let _ = write!(out, "\nreconfiguring  to epoch {}", r.epoch.0);
+            match r.queued {
+                0 => {}
+                1 => out.push_str(", 1 more change queued"),
+                n => {
+                    let _ = write!(out, ", {n} more changes queued");
+                }
+            }
+        }
+        if !self.under_replicated.is_empty() {
+            let groups: Vec<String> = self
+                .under_replicated
+                .iter()
+                .map(|g| g.0.to_string())
+                .collect();
+            let noun = if groups.len() == 1 { "group" } else { "groups" };
+            let _ = write!(out, "\nunder-replicated  {noun} {}", groups.join(", "));
+        }
     }
 
     fn render_group(&self, out: &mut String, g: &GroupView) {
@@ -253,14 +296,34 @@ impl ClusterStatus {
             members.join(", ")
         );
         if self.under_replicated.contains(&g.id) {
-            let _ = write!(
-                out,
-                "  (under-replicated: {} of {})",
-                g.members.len(),
-                self.replication
-            );
+            if g.members.len() < self.replication as usize {
+                let _ = write!(
+                    out,
+                    "  (under-replicated: {} of {})",
+                    g.members.len(),
+                    self.replication
+                );
+            } else {
+                out.push_str(
+                    "  (under-replicated: a member failed and no majority is left to replace it)",
+                );
+            }
         }
     }
+}
+
+/// The map's groups below δ members, plus those the coordinator reports (a failed member
+/// that cannot be replaced), sorted and without duplicates.
+fn under_replicated(map: &SlotMap, coordinator: Option<&CoordinatorStatus>) -> Vec<GroupId> {
+    let mut groups: BTreeSet<GroupId> = map.under_replicated().into_iter().collect();
+    if let Some(c) = coordinator {
+        groups.extend(
+            c.under_replicated
+                .iter()
+                .filter(|g| map.group(**g).is_some()),
+        );
+    }
+    groups.into_iter().collect()
 }
 
 /// Comma-separated, or `none`.

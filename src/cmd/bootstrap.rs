@@ -21,10 +21,23 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         }
         config.min_nodes = n as usize;
     }
+    config.grace_ticks = grace_ticks(args.grace_ms);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(listen = %args.listen, replication = args.replication, min_nodes = config.min_nodes, "coordinator waiting for nodes");
+    tracing::info!(
+        listen = %args.listen,
+        replication = args.replication,
+        min_nodes = config.min_nodes,
+        grace_ms = args.grace_ms,
+        "coordinator waiting for nodes"
+    );
     kv::coordinator::serve(listener, config, super::shutdown::requested()).await?;
     Ok(())
+}
+
+/// The grace period in the coordinator's ticks, rounded up (at least one tick).
+fn grace_ticks(ms: u64) -> u32 {
+    let tick = kv::coordinator::server::TICK.as_millis() as u64;
+    u32::try_from(ms.div_ceil(tick).max(1)).unwrap_or(u32::MAX)
 }

@@ -65,7 +65,10 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         println!("cluster running; Ctrl-C stops it");
         shutdown::requested().await;
     } else {
-        super::repl::open(seeds).await?;
+        // The coordinator too, so that `leave` finds it and `status` shows reconfigurations.
+        let mut repl_seeds = seeds;
+        repl_seeds.push(plan.coordinator);
+        super::repl::open(repl_seeds).await?;
     }
     println!("stopping {} processes", processes.len());
     drop(processes);

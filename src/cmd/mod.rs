@@ -4,6 +4,8 @@
 
 pub mod bench;
 pub mod bootstrap;
+pub mod join;
+pub mod leave;
 pub mod local;
 pub mod node;
 pub mod repl;

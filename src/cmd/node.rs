@@ -1,16 +1,16 @@
 //! `kv node`: a data node process, in one of two modes.
 //!
 //! - `--listen ADDR --bootstrap ADDR`: the node checks in with the bootstrap coordinator.
-//! - no `--bootstrap`, with `K`, `VIEW` and `IPPORT` in the environment: seed 001's static
-//!   view (see [`kv::seed001`]). The node binds `IPPORT` (or `--listen`, e.g. `0.0.0.0:8080`
-//!   in a container, while still known to the others as `IPPORT`) and serves everything there,
-//!   seed 001's HTTP API included.
+//! - no `--bootstrap`, with `K`, `VIEW` and `IPPORT` in the environment: seed 001's mode
+//!   (see [`kv::seed001`]): the coordinator runs inside the node at `VIEW[0]`. The node binds
+//!   `IPPORT` (or `--listen`, e.g. `0.0.0.0:8080` in a container, while still known to the
+//!   others as `IPPORT`) and serves everything there, seed 001's HTTP API included.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use anyhow::{bail, Context};
-use kv::node::{Join, Node, NodeConfig};
-use kv::seed001::StaticView;
+use kv::node::{Join, Node, NodeConfig, NodeOptions};
+use kv::seed001::InitialView;
 
 use crate::cli::NodeArgs;
 
@@ -19,11 +19,16 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     if args.data_dir.is_some() {
         tracing::warn!("--data-dir is accepted but unused: nodes keep state in memory, and a restarted node joins as a new node");
     }
-    let config = match args.bootstrap {
-        Some(bootstrap) => coordinator_config(&args, bootstrap)?,
-        None => static_config(&args)?,
+    let (config, options) = match args.bootstrap {
+        Some(bootstrap) => (
+            coordinator_config(&args, bootstrap)?,
+            NodeOptions::default(),
+        ),
+        None => seed001_config(&args)?,
     };
-    let node = Node::start(config).await.context("cannot start the node")?;
+    let node = Node::start_with(config, options)
+        .await
+        .context("cannot start the node")?;
     let failed = tokio::select! {
         () = super::shutdown::requested() => false,
         () = node.stopped() => true,
@@ -39,22 +44,22 @@ fn coordinator_config(args: &NodeArgs, bootstrap: SocketAddr) -> anyhow::Result<
     let Some(listen) = args.listen else {
         bail!("kv node --bootstrap ADDR needs --listen ADDR");
     };
-    if StaticView::any_set(|name| std::env::var(name).ok()) {
+    if InitialView::any_set(|name| std::env::var(name).ok()) {
         tracing::info!("--bootstrap given: K, VIEW and IPPORT in the environment are ignored");
     }
     Ok(NodeConfig {
         listen,
-        join: Join::Coordinator(bootstrap),
+        join: Join::Coordinator(bootstrap.into()),
         resp: args.resp,
         http: args.http,
     })
 }
 
-fn static_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
-    if !StaticView::any_set(|name| std::env::var(name).ok()) {
+fn seed001_config(args: &NodeArgs) -> anyhow::Result<(NodeConfig, NodeOptions)> {
+    if !InitialView::any_set(|name| std::env::var(name).ok()) {
         bail!("kv node needs --listen ADDR --bootstrap ADDR, or the seed 001 environment K, VIEW and IPPORT");
     }
-    let view = StaticView::from_env()?;
+    let view = InitialView::from_env()?;
     if let Some(http) = args.http {
         bail!(
             "--http {http}: in the seed 001 mode HTTP is served on IPPORT ({}); drop --http",
@@ -70,10 +75,11 @@ fn static_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         }
     }
     let listen = args.listen.unwrap_or_else(|| bindable(view.me));
-    let config = view.node_config(listen, args.resp)?;
-    tracing::info!(me = %view.me, id = %view.my_id(), k = view.k, nodes = view.view.len(),
-        %listen, "seed 001 static view");
-    Ok(config)
+    let started = view.node_config(listen, args.resp);
+    tracing::info!(me = %view.me, k = view.k, nodes = view.view.len(), %listen,
+        coordinator = %view.coordinator(), runs_coordinator = view.hosts_coordinator(),
+        "seed 001 mode");
+    Ok(started)
 }
 
 /// `addr` if this machine has its IP; else the same port on every interface (behind NAT or

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use kv_ports::membership::{Epoch, SlotMap};
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
+use super::dial::CoordinatorAddr;
 use crate::native::frame::FrameError;
 use crate::native::{
     AdminAnswer, AdminRequest, ClientCodec, ClientFrame, ServerFrame, StatusReport,
@@ -55,7 +55,7 @@ pub async fn fetch_map(
     have: Epoch,
     timeout: Duration,
 ) -> Result<Option<SlotMap>, AskError> {
-    match ask(addr, ClientFrame::GetMap { have }, timeout).await? {
+    match ask(addr.into(), ClientFrame::GetMap { have }, timeout).await? {
         ServerFrame::Map(map) => Ok(map),
         other => Err(AskError::Unexpected(Box::new(other))),
     }
@@ -63,20 +63,21 @@ pub async fn fetch_map(
 
 /// The status of the coordinator or node at `addr`, giving up after `timeout` in all.
 pub async fn fetch_status(addr: SocketAddr, timeout: Duration) -> Result<StatusReport, AskError> {
-    match ask(addr, ClientFrame::GetStatus, timeout).await? {
+    match ask(addr.into(), ClientFrame::GetStatus, timeout).await? {
         ServerFrame::Status(status) => Ok(status),
         other => Err(AskError::Unexpected(Box::new(other))),
     }
 }
 
 /// Sends an operator's request to the coordinator at `addr` and waits for its answer, which
-/// comes once the reconfiguration it asks for is done: `timeout` should allow for that.
+/// comes once the reconfiguration it asks for is done: `timeout` should allow for that. The
+/// coordinator may be one embedded in a node ([`CoordinatorAddr::shared`]).
 pub async fn admin(
-    addr: SocketAddr,
+    addr: impl Into<CoordinatorAddr>,
     request: AdminRequest,
     timeout: Duration,
 ) -> Result<AdminAnswer, AskError> {
-    match ask(addr, ClientFrame::Admin(request), timeout).await? {
+    match ask(addr.into(), ClientFrame::Admin(request), timeout).await? {
         ServerFrame::Admin(answer) => Ok(answer),
         other => Err(AskError::Unexpected(Box::new(other))),
     }
@@ -84,15 +85,16 @@ pub async fn admin(
 
 /// Connects, sends `question`, returns the first answer; the connection closes on return.
 async fn ask(
-    addr: SocketAddr,
+    to: CoordinatorAddr,
     question: ClientFrame,
     timeout: Duration,
 ) -> Result<ServerFrame, AskError> {
+    let addr = to.addr;
     let exchange = async {
-        let stream = TcpStream::connect(addr)
+        let stream = to
+            .connect()
             .await
             .map_err(|source| AskError::Connect { addr, source })?;
-        let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, ClientCodec::default());
         framed.send(question).await?;
         match framed.next().await {

@@ -5,20 +5,33 @@
 //! read. When the connection drops the node reconnects (forever, with capped exponential
 //! backoff) and checks in again with the map it holds, which is how a restarted coordinator
 //! learns the cluster's current map back without forming a new one.
+//!
+//! The session also carries the reconfiguration traffic (see [`SessionAgent`]): directives
+//! the coordinator pushes are handed to the node's agent, which carries each out in a task of
+//! its own and queues the answer; answers and suspicion reports leave on the session's
+//! outbound queue, which outlives connections (what is queued while the coordinator is away
+//! goes out after the next check-in). After every check-in the node re-reports its
+//! suspicions, so a restarted coordinator learns them again.
 
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use kv_components::task::TaskGuard;
+use kv_ports::ids::NodeId;
 use kv_ports::membership::{NodeInfo, SlotMap};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 use tokio_util::codec::Framed;
 
 use super::backoff::Backoff;
+use super::dial::CoordinatorAddr;
 use crate::native::frame::FrameError;
-use crate::native::{ClientCodec, ClientFrame, ServerFrame};
+use crate::native::{
+    ClientCodec, ClientFrame, Directive, DirectiveId, DirectiveOutcome, ServerFrame,
+};
 
 /// The first wait before reconnecting: short, so a coordinator restart is noticed quickly.
 pub const FIRST_RETRY: Duration = Duration::from_millis(50);
@@ -43,21 +56,89 @@ pub enum SessionError {
     Closed,
 }
 
-/// Starts the session of node `me` to the coordinator at `coordinator`, publishing every newer
-/// map into `maps` (whose initial value the caller sets, normally `SlotMap::empty(δ)`). The
-/// session runs until the returned guard is dropped.
-pub fn start(coordinator: SocketAddr, me: NodeInfo, maps: watch::Sender<SlotMap>) -> TaskGuard {
-    TaskGuard::spawn(run(coordinator, me, maps))
+/// The node's side of the reconfiguration traffic on its session.
+pub trait SessionAgent: Send + Sync + 'static {
+    /// Carry out `directive` (after adding `peers` to the node's link), answering on the
+    /// session's outbound queue. Must not block: the session's reading loop calls it.
+    fn directive(&self, id: DirectiveId, peers: Vec<NodeInfo>, directive: Directive);
+
+    /// The nodes the node's failure detector suspects now (re-reported after a check-in).
+    fn suspected(&self) -> Vec<NodeId>;
 }
 
-async fn run(coordinator: SocketAddr, me: NodeInfo, maps: watch::Sender<SlotMap>) {
+/// What a node's session carries besides maps.
+pub struct NodeSession {
+    /// Carries out directives and knows the suspicions.
+    pub agent: Arc<dyn SessionAgent>,
+    /// Frames to send the coordinator (directive answers, suspicion reports), queued by the
+    /// agent and the node's membership; kept across connections.
+    pub outbound: UnboundedReceiver<ClientFrame>,
+}
+
+/// The agent of a session that runs no groups: every directive is answered `Failed`.
+struct NoGroups(UnboundedSender<ClientFrame>);
+
+impl SessionAgent for NoGroups {
+    fn directive(&self, id: DirectiveId, _: Vec<NodeInfo>, directive: Directive) {
+        tracing::warn!(?id, ?directive, "directive to a session without groups");
+        let outcome = DirectiveOutcome::Failed("this session runs no groups".into());
+        let _ = self.0.send(ClientFrame::DirectiveDone { id, outcome });
+    }
+
+    fn suspected(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
+}
+
+/// Starts the session of node `me` to the coordinator at `coordinator`, publishing every newer
+/// map into `maps` (whose initial value the caller sets, normally `SlotMap::empty(δ)`). The
+/// session runs until the returned guard is dropped. It runs no groups: directives are
+/// answered `Failed` (see [`start_node`] for a data node's session).
+pub fn start(
+    coordinator: impl Into<CoordinatorAddr>,
+    me: NodeInfo,
+    maps: watch::Sender<SlotMap>,
+) -> TaskGuard {
+    let (tx, outbound) = mpsc::unbounded_channel();
+    let node = NodeSession {
+        agent: Arc::new(NoGroups(tx)),
+        outbound,
+    };
+    start_node(coordinator, me, maps, node)
+}
+
+/// [`start`], with directives carried out and suspicions reported by `node`. A coordinator
+/// embedded in a node ([`CoordinatorAddr::shared`]) is dialled with its preamble.
+pub fn start_node(
+    coordinator: impl Into<CoordinatorAddr>,
+    me: NodeInfo,
+    maps: watch::Sender<SlotMap>,
+    node: NodeSession,
+) -> TaskGuard {
+    TaskGuard::spawn(run(coordinator.into(), me, maps, node))
+}
+
+async fn run(
+    coordinator: CoordinatorAddr,
+    me: NodeInfo,
+    maps: watch::Sender<SlotMap>,
+    mut node: NodeSession,
+) {
     let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
     // Whether the previous attempt could not check in: one outage is logged once, its
     // retries at debug level.
     let mut unreachable = false;
+    // The nodes last reported suspected (reconciled after every check-in).
+    let mut reported = BTreeSet::new();
     loop {
         let mut progress = Progress::default();
-        let error = session(coordinator, &me, &maps, &mut progress).await;
+        let mut conn = Conn {
+            maps: &maps,
+            node: &mut node,
+            reported: &mut reported,
+            progress: &mut progress,
+        };
+        let error = conn.session(coordinator, &me).await;
         if progress.heard {
             backoff.reset();
         }
@@ -84,43 +165,110 @@ struct Progress {
     heard: bool,
 }
 
-/// One connection: check in, then apply pushed maps until it ends.
-async fn session(
-    coordinator: SocketAddr,
-    me: &NodeInfo,
-    maps: &watch::Sender<SlotMap>,
-    progress: &mut Progress,
-) -> SessionError {
-    let stream = match TcpStream::connect(coordinator).await {
-        Ok(stream) => stream,
-        Err(e) => return SessionError::Connect(e),
-    };
-    let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, ClientCodec::default());
-    let held = {
-        let current = maps.borrow();
-        current.is_formed().then(|| current.clone())
-    };
-    let epoch = held.as_ref().map(|m| m.epoch);
-    let check_in = ClientFrame::CheckIn {
-        node: me.clone(),
-        map: held,
-    };
-    if let Err(e) = framed.send(check_in).await {
-        return e.into();
-    }
-    progress.checked_in = true;
-    tracing::info!(%coordinator, node = %me.id, ?epoch, "checked in with the coordinator");
-    loop {
-        match framed.next().await {
-            None => return SessionError::Closed,
-            Some(Err(e)) => return e.into(),
-            Some(Ok(ServerFrame::Map(Some(map)))) => {
-                progress.heard = true;
-                adopt(maps, map);
+/// One connection's view of the session's state.
+struct Conn<'a> {
+    maps: &'a watch::Sender<SlotMap>,
+    node: &'a mut NodeSession,
+    reported: &'a mut BTreeSet<NodeId>,
+    progress: &'a mut Progress,
+}
+
+type Framing = Framed<TcpStream, ClientCodec>;
+
+impl Conn<'_> {
+    /// One connection: check in, report suspicions, then apply pushed maps, hand directives
+    /// to the agent and send what is queued, until it ends.
+    async fn session(&mut self, coordinator: CoordinatorAddr, me: &NodeInfo) -> SessionError {
+        let stream = match coordinator.connect().await {
+            Ok(stream) => stream,
+            Err(e) => return SessionError::Connect(e),
+        };
+        let mut framed = Framed::new(stream, ClientCodec::default());
+        let held = {
+            let current = self.maps.borrow();
+            current.is_formed().then(|| current.clone())
+        };
+        let epoch = held.as_ref().map(|m| m.epoch);
+        let check_in = ClientFrame::CheckIn {
+            node: me.clone(),
+            map: held,
+        };
+        if let Err(e) = framed.send(check_in).await {
+            return e.into();
+        }
+        self.progress.checked_in = true;
+        tracing::info!(%coordinator, node = %me.id, ?epoch, "checked in with the coordinator");
+        if let Err(e) = self.report_suspicions(&mut framed).await {
+            return e.into();
+        }
+        loop {
+            tokio::select! {
+                frame = framed.next() => match frame {
+                    None => return SessionError::Closed,
+                    Some(Err(e)) => return e.into(),
+                    Some(Ok(frame)) => {
+                        if let Err(e) = self.on_frame(frame) {
+                            return e;
+                        }
+                    }
+                },
+                Some(frame) = self.node.outbound.recv() => {
+                    if let ClientFrame::Suspicion { node, suspected } = &frame {
+                        self.note_reported(*node, *suspected);
+                    }
+                    if let Err(e) = framed.send(frame).await {
+                        return e.into();
+                    }
+                }
             }
-            Some(Ok(ServerFrame::Error { message })) => return SessionError::Refused(message),
-            Some(Ok(other)) => tracing::debug!(?other, "ignoring an unexpected coordinator frame"),
+        }
+    }
+
+    /// A frame from the coordinator.
+    fn on_frame(&mut self, frame: ServerFrame) -> Result<(), SessionError> {
+        match frame {
+            ServerFrame::Map(Some(map)) => {
+                self.progress.heard = true;
+                adopt(self.maps, map);
+            }
+            ServerFrame::Directive {
+                id,
+                peers,
+                directive,
+            } => {
+                self.progress.heard = true;
+                self.node.agent.directive(id, peers, directive);
+            }
+            ServerFrame::Error { message } => return Err(SessionError::Refused(message)),
+            other => tracing::debug!(?other, "ignoring an unexpected coordinator frame"),
+        }
+        Ok(())
+    }
+
+    /// After a check-in: every node suspected now, and a restoration for every node reported
+    /// suspected before and no longer suspected (its restoration may have been lost).
+    async fn report_suspicions(&mut self, framed: &mut Framing) -> Result<(), FrameError> {
+        let now: BTreeSet<NodeId> = self.node.agent.suspected().into_iter().collect();
+        let restored: Vec<NodeId> = self.reported.difference(&now).copied().collect();
+        let frames = restored
+            .into_iter()
+            .map(|node| (node, false))
+            .chain(now.iter().map(|&node| (node, true)));
+        for (node, suspected) in frames {
+            framed
+                .feed(ClientFrame::Suspicion { node, suspected })
+                .await?;
+        }
+        framed.flush().await?;
+        *self.reported = now;
+        Ok(())
+    }
+
+    fn note_reported(&mut self, node: NodeId, suspected: bool) {
+        if suspected {
+            self.reported.insert(node);
+        } else {
+            self.reported.remove(&node);
         }
     }
 }
@@ -155,6 +303,7 @@ mod tests {
     use kv_components::bootstrap::formation::form;
     use kv_ports::ids::NodeId;
     use kv_ports::membership::Epoch;
+    use std::net::SocketAddr;
 
     fn nodes(n: u64) -> Vec<NodeInfo> {
         (1..=n)

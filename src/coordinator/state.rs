@@ -1,19 +1,29 @@
-//! The coordinator's state: the pure core plus who is connected, and the execution of the
-//! core's outputs as frames queued on connections.
+//! The coordinator's state: the pure core and the plan executor, plus who is connected, and
+//! the execution of their outputs as frames queued on connections.
 //!
 //! Owned by exactly one loop ([`super::server`]); nothing here awaits, so a slow connection
 //! can only lose its own frames (its queue is full: it is dropped), never hold up the core.
+//!
+//! Frames on one connection keep their order, which the protocol relies on: a node's
+//! pending directives are queued before the map answering its check-in, and the formation's
+//! `StartGroup`s before the epoch-1 map.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 
 use kv_components::bootstrap::core::{CoordinatorConfig, CoordinatorCore, CoordinatorOutput};
+use kv_components::bootstrap::planner::Event as PlanEvent;
 use kv_ports::ids::NodeId;
 use kv_ports::membership::{Epoch, NodeInfo, SlotMap};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 
+use super::admin::{describe, Answer, Waiters};
 use super::conn::{ConnId, ConnTasks, Event};
-use crate::native::{AdminAnswer, ClientFrame, CoordinatorStatus, ServerFrame, StatusReport};
+use super::executor::{Executor, ExecutorConfig, Output as ExecOutput};
+use crate::native::{
+    AdminAnswer, AdminRequest, ClientFrame, CoordinatorStatus, NodeRef, ServerFrame, StatusReport,
+};
 
 /// The answer to a data command: the coordinator is not a data node.
 pub(super) const NO_DATA: &str = "the coordinator keeps no data: send commands to a data node";
@@ -24,22 +34,37 @@ struct Conn {
     _tasks: ConnTasks,
 }
 
-/// The core and the connections it talks through.
+/// The core, the executor and the connections they talk through.
 pub(super) struct State {
     core: CoordinatorCore,
+    executor: Executor,
     conns: HashMap<ConnId, Conn>,
     /// The connection each checked-in node's session runs on (the newest, after a reconnect).
     sessions: BTreeMap<NodeId, ConnId>,
+    /// Operators' requests waiting for a change.
+    waiters: Waiters,
+    /// The shared port of the data node this coordinator runs inside, if embedded (seed 001):
+    /// that node cannot be removed.
+    host: Option<SocketAddr>,
 }
 
 impl State {
     /// A coordinator with no nodes and no connections.
-    pub fn new(config: CoordinatorConfig) -> Self {
+    pub fn new(config: CoordinatorConfig, executor: ExecutorConfig) -> Self {
         State {
             core: CoordinatorCore::new(config),
+            executor: Executor::new(executor),
             conns: HashMap::new(),
             sessions: BTreeMap::new(),
+            waiters: Waiters::default(),
+            host: None,
         }
+    }
+
+    /// This coordinator runs inside the data node reached at `host`.
+    pub fn hosted_by(mut self, host: SocketAddr) -> Self {
+        self.host = Some(host);
+        self
     }
 
     /// How many connections are open.
@@ -61,12 +86,16 @@ impl State {
             }
             Event::Closed { conn } => self.closed(conn),
         }
+        self.settle_admin();
     }
 
-    /// One unit of time for the core (suspicions age).
+    /// One unit of time for the core (suspicions age) and the executor (retries).
     pub fn tick(&mut self) {
         let outputs = self.core.tick();
         self.execute(outputs);
+        let directives = self.executor.tick();
+        self.run(directives);
+        self.settle_admin();
     }
 
     fn inbound(&mut self, conn: ConnId, frame: ClientFrame) {
@@ -83,16 +112,26 @@ impl State {
                 let status = self.status();
                 self.push(conn, ServerFrame::Status(StatusReport::Coordinator(status)));
             }
-            ClientFrame::DirectiveDone { id, outcome } => {
-                tracing::debug!(?id, ?outcome, "directive answered");
-            }
-            ClientFrame::Suspicion { node, suspected } => {
-                tracing::debug!(%node, suspected, "suspicion reported");
-            }
-            ClientFrame::Admin(request) => {
-                let answer = AdminAnswer::Refused(format!("{request:?}: not supported yet"));
-                self.push(conn, ServerFrame::Admin(answer));
-            }
+            ClientFrame::DirectiveDone { id, outcome } => match self.node_of(conn) {
+                Some(node) => {
+                    tracing::debug!(%node, ?id, ?outcome, "directive answered");
+                    let out = self.executor.answered(node, id, outcome);
+                    self.run(out);
+                }
+                None => tracing::debug!(?conn, ?id, "directive answer outside a session"),
+            },
+            ClientFrame::Suspicion { node, suspected } => match self.node_of(conn) {
+                Some(reporter) if suspected => {
+                    tracing::info!(%reporter, %node, "node suspected");
+                    self.core.suspect(reporter, node);
+                }
+                Some(reporter) => {
+                    tracing::info!(%reporter, %node, "node no longer suspected");
+                    self.core.restore(reporter, node);
+                }
+                None => tracing::debug!(?conn, %node, "suspicion outside a session"),
+            },
+            ClientFrame::Admin(request) => self.admin(conn, request),
             ClientFrame::Request(cmd) => {
                 let message = NO_DATA.to_owned();
                 self.push(
@@ -107,9 +146,17 @@ impl State {
     }
 
     /// The node's truth first (a restarted coordinator adopts the map the nodes hold), then
-    /// the check-in itself; from now on the node's maps go to this connection.
+    /// the check-in itself; from now on the node's maps and directives go to this
+    /// connection, directives it has not answered first.
     fn check_in(&mut self, conn: ConnId, node: NodeInfo, map: Option<SlotMap>) {
         let id = node.id;
+        if self.core.is_removed(id) {
+            tracing::warn!(node = %id, "a removed node checked in; refused");
+            let message =
+                format!("node {id} was removed from the cluster; restart it to join as a new node");
+            self.push(conn, ServerFrame::Error { message });
+            return;
+        }
         let mut outputs = Vec::new();
         if let Some(map) = map {
             let before = self.core.current().epoch;
@@ -123,6 +170,8 @@ impl State {
             tracing::debug!(node = %id, ?old, ?conn, "node checked in again on a new connection");
         }
         tracing::info!(node = %id, client = %node.client, "node checked in");
+        let pending = self.executor.session_up(id);
+        self.run(pending);
         outputs.extend(self.core.check_in(node));
         self.execute(outputs);
     }
@@ -133,13 +182,87 @@ impl State {
         if self.conns.remove(&conn).is_none() {
             return;
         }
-        self.sessions.retain(|node, c| {
-            let keep = *c != conn;
-            if !keep {
-                tracing::info!(node = %node, "node's coordinator session closed");
+        self.waiters.closed(conn);
+        let ended: Vec<NodeId> = self
+            .sessions
+            .iter()
+            .filter(|(_, c)| **c == conn)
+            .map(|(n, _)| *n)
+            .collect();
+        for node in ended {
+            tracing::info!(node = %node, "node's coordinator session closed");
+            self.sessions.remove(&node);
+            self.core.disconnected(node);
+            let moved = self.executor.session_down(node);
+            self.run(moved);
+        }
+    }
+
+    /// An operator's request: refused at once, or waiting for the change it asks for.
+    fn admin(&mut self, conn: ConnId, request: AdminRequest) {
+        tracing::info!(?conn, ?request, "admin request");
+        match request {
+            AdminRequest::AwaitNode(node) => self.waiters.add_await(conn, node),
+            AdminRequest::Remove(node) => {
+                if !self.core.current().is_formed() {
+                    let reason = "the cluster is not formed yet".to_owned();
+                    return self.push(conn, ServerFrame::Admin(AdminAnswer::Refused(reason)));
+                }
+                let Some(found) = self.find(&node) else {
+                    let reason = format!("no node {} in the cluster", describe(&node));
+                    return self.push(conn, ServerFrame::Admin(AdminAnswer::Refused(reason)));
+                };
+                if let Some(host) = self.host.filter(|h| NodeRef::Addr(*h).names(&found)) {
+                    let reason = format!(
+                        "the node at {host} runs the coordinator (it is the first node of \
+                         VIEW) and cannot be removed"
+                    );
+                    return self.push(conn, ServerFrame::Admin(AdminAnswer::Refused(reason)));
+                }
+                let id = found.id;
+                let first = !self.waiters.removing(id);
+                self.waiters.add_remove(conn, id);
+                if first {
+                    let outputs = self.core.leave(id);
+                    self.execute(outputs);
+                }
             }
-            keep
-        });
+        }
+    }
+
+    /// The node `node` names in the published map or the plan under way.
+    fn find(&self, node: &NodeRef) -> Option<NodeInfo> {
+        let target = self.core.in_flight().map(|p| &p.target.nodes);
+        self.core
+            .current()
+            .nodes
+            .iter()
+            .chain(target.into_iter().flatten())
+            .find(|n| node.names(n))
+            .cloned()
+    }
+
+    /// Answers `AwaitNode` requests the cluster now satisfies.
+    fn settle_admin(&mut self) {
+        if self.waiters.len() == 0 {
+            return;
+        }
+        let idle = self.core.in_flight().is_none();
+        let answers = self.waiters.settled(self.core.current(), idle);
+        self.answer(answers);
+    }
+
+    fn answer(&mut self, answers: Vec<Answer>) {
+        for (conn, answer) in answers {
+            self.push(conn, ServerFrame::Admin(answer));
+        }
+    }
+
+    fn node_of(&self, conn: ConnId) -> Option<NodeId> {
+        self.sessions
+            .iter()
+            .find(|(_, c)| **c == conn)
+            .map(|(n, _)| *n)
     }
 
     fn status(&self) -> CoordinatorStatus {
@@ -149,6 +272,9 @@ impl State {
             waiting_for: u32::try_from(core.waiting_for).unwrap_or(u32::MAX),
             connected: self.sessions.keys().copied().collect(),
             suspected: core.suspected,
+            in_flight: core.in_flight,
+            queued: u32::try_from(core.queued).unwrap_or(u32::MAX),
+            under_replicated: core.under_replicated,
         }
     }
 
@@ -160,35 +286,77 @@ impl State {
                     None => tracing::debug!(node = %node, "no session to send the map to"),
                 },
                 CoordinatorOutput::Publish(map) => self.publish(map),
-                CoordinatorOutput::Execute(plan) => tracing::warn!(
-                    epoch = %plan.target.epoch,
-                    actions = plan.actions.len(),
-                    "reconfiguration is not supported yet: the plan stays in flight"
-                ),
+                CoordinatorOutput::Execute(plan) => {
+                    let out = self.executor.start(&plan, self.core.current());
+                    self.run(out);
+                }
                 CoordinatorOutput::Refused(event, error) => {
                     tracing::warn!(?event, %error, "membership event refused");
+                    if let PlanEvent::Left(node) = event {
+                        let answers = self.waiters.refused(node, &error.to_string());
+                        self.answer(answers);
+                    }
+                }
+                CoordinatorOutput::Failed(node) => {
+                    tracing::warn!(%node, "node declared failed");
+                    let out = self.executor.node_failed(node);
+                    self.run(out);
                 }
             }
         }
     }
 
+    /// Carries out what the executor asks for.
+    fn run(&mut self, outputs: Vec<ExecOutput>) {
+        for output in outputs {
+            match output {
+                ExecOutput::Send {
+                    to,
+                    id,
+                    peers,
+                    directive,
+                } => match self.sessions.get(&to) {
+                    Some(&conn) => {
+                        tracing::debug!(node = %to, ?id, ?directive, "directive sent");
+                        let frame = ServerFrame::Directive {
+                            id,
+                            peers,
+                            directive,
+                        };
+                        self.push(conn, frame);
+                    }
+                    None => tracing::debug!(node = %to, ?id, "no session for a directive"),
+                },
+                ExecOutput::PlanDone(epoch) => {
+                    let outputs = self.core.plan_done(epoch);
+                    self.execute(outputs);
+                }
+            }
+        }
+    }
+
+    /// Pushes `map` to every session; the formation's `StartGroup`s go first.
     fn publish(&mut self, map: SlotMap) {
-        let what = if map.epoch == Epoch(1) {
-            "cluster formed"
-        } else {
-            "new map published"
-        };
+        let formed = map.epoch == Epoch(1);
         tracing::info!(
             epoch = %map.epoch,
             groups = map.groups.len(),
             standbys = map.standbys.len(),
             nodes = map.nodes.len(),
-            "{what}"
+            "{}",
+            if formed { "cluster formed" } else { "new map published" }
         );
+        if formed {
+            let starts = self.executor.form(&map);
+            self.run(starts);
+        }
+        self.executor.published(&map);
         let conns: Vec<ConnId> = self.sessions.values().copied().collect();
         for conn in conns {
             self.push(conn, ServerFrame::Map(Some(map.clone())));
         }
+        let answers = self.waiters.published(&map);
+        self.answer(answers);
     }
 
     /// Queues `frame` for `conn`. A connection whose queue is full is not reading: it is
@@ -209,186 +377,5 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::native::ClientFrame;
-    use bytes::Bytes;
-    use kv_ports::ids::ClientId;
-    use kv_ports::kv::{KvCommand, KvOp, RequestId};
-    use tokio::sync::mpsc::{self, Receiver};
-
-    fn info(id: u64) -> NodeInfo {
-        let addr = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        NodeInfo {
-            id: NodeId(id),
-            link: addr(id as u16),
-            client: addr(1000 + id as u16),
-            resp: None,
-            http: None,
-        }
-    }
-
-    fn config() -> CoordinatorConfig {
-        CoordinatorConfig {
-            min_nodes: 4,
-            ..CoordinatorConfig::new(2)
-        }
-    }
-
-    /// Opens connection `n`, returning its writer's queue (with room for `room` frames).
-    fn open(state: &mut State, n: u64, room: usize) -> Receiver<ServerFrame> {
-        let (out, queue) = mpsc::channel(room);
-        state.connected(ConnId(n), out, ConnTasks::default());
-        queue
-    }
-
-    fn send(state: &mut State, n: u64, frame: ClientFrame) {
-        state.handle(Event::Inbound {
-            conn: ConnId(n),
-            frame: Box::new(frame),
-        });
-    }
-
-    /// Node `n` checks in on connection `n`.
-    fn check_in(state: &mut State, n: u64, map: Option<SlotMap>) {
-        check_in_on(state, n, n, map);
-    }
-
-    fn check_in_on(state: &mut State, conn: u64, n: u64, map: Option<SlotMap>) {
-        let frame = ClientFrame::CheckIn { node: info(n), map };
-        send(state, conn, frame);
-    }
-
-    fn drain(queue: &mut Receiver<ServerFrame>) -> Vec<ServerFrame> {
-        std::iter::from_fn(|| queue.try_recv().ok()).collect()
-    }
-
-    fn maps(queue: &mut Receiver<ServerFrame>) -> Vec<Epoch> {
-        drain(queue)
-            .into_iter()
-            .filter_map(|f| match f {
-                ServerFrame::Map(Some(m)) => Some(m.epoch),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn status(state: &mut State, queue: &mut Receiver<ServerFrame>, n: u64) -> CoordinatorStatus {
-        send(state, n, ClientFrame::GetStatus);
-        match drain(queue).pop() {
-            Some(ServerFrame::Status(StatusReport::Coordinator(s))) => s,
-            other => panic!("expected a coordinator status, got {other:?}"),
-        }
-    }
-
-    /// Four check-ins on four connections; returns their queues (already drained).
-    fn formed(state: &mut State) -> Vec<Receiver<ServerFrame>> {
-        let mut queues: Vec<_> = (1..=4).map(|n| open(state, n, 16)).collect();
-        for n in 1..=4 {
-            check_in(state, n, None);
-        }
-        for q in &mut queues {
-            assert_eq!(maps(q), [Epoch(1)]);
-        }
-        queues
-    }
-
-    #[test]
-    fn formation_is_published_to_every_session() {
-        let mut state = State::new(config());
-        let mut client = open(&mut state, 99, 16);
-        let mut queues: Vec<_> = (1..=4).map(|n| open(&mut state, n, 16)).collect();
-        for n in 1..=3 {
-            check_in(&mut state, n, None);
-        }
-        assert!(queues.iter_mut().all(|q| drain(q).is_empty()));
-        let s = status(&mut state, &mut client, 99);
-        assert_eq!((s.epoch, s.waiting_for), (Epoch(0), 1));
-        assert_eq!(s.connected, [NodeId(1), NodeId(2), NodeId(3)]);
-        send(&mut state, 99, ClientFrame::GetMap { have: Epoch(0) });
-        assert_eq!(drain(&mut client), [ServerFrame::Map(None)]);
-        check_in(&mut state, 4, None);
-        for q in &mut queues {
-            assert_eq!(maps(q), [Epoch(1)]);
-        }
-        assert!(drain(&mut client).is_empty(), "clients get no pushes");
-        let s = status(&mut state, &mut client, 99);
-        assert_eq!((s.epoch, s.waiting_for), (Epoch(1), 0));
-    }
-
-    #[test]
-    fn a_late_node_becomes_a_standby_and_everyone_hears() {
-        let mut state = State::new(config());
-        let mut queues = formed(&mut state);
-        queues.push(open(&mut state, 5, 16));
-        check_in(&mut state, 5, None);
-        for q in &mut queues[..4] {
-            assert_eq!(maps(q), [Epoch(2)]);
-        }
-        // The newcomer gets the publish and the answer to its check-in.
-        assert_eq!(maps(&mut queues[4]), [Epoch(2), Epoch(2)]);
-    }
-
-    #[test]
-    fn a_restarted_coordinator_adopts_the_reported_map() {
-        let mut old = State::new(config());
-        let _queues = formed(&mut old);
-        let map = old.core.current().clone();
-        let mut state = State::new(config());
-        let mut queues: Vec<_> = (1..=4).map(|n| open(&mut state, n, 16)).collect();
-        for n in 1..=4 {
-            check_in(&mut state, n, Some(map.clone()));
-        }
-        for q in &mut queues {
-            assert_eq!(maps(q), [Epoch(1)], "the current map, not a new formation");
-        }
-        assert_eq!(state.core.current(), &map);
-    }
-
-    #[test]
-    fn a_closed_session_stays_in_the_map_and_a_reconnect_gets_the_current_map() {
-        let mut state = State::new(config());
-        let _queues = formed(&mut state);
-        state.handle(Event::Closed { conn: ConnId(2) });
-        let mut client = open(&mut state, 99, 16);
-        let s = status(&mut state, &mut client, 99);
-        assert_eq!(s.connected, [NodeId(1), NodeId(3), NodeId(4)]);
-        assert!(state.core.current().node(NodeId(2)).is_some());
-        let mut again = open(&mut state, 20, 16);
-        check_in_on(&mut state, 20, 2, None);
-        assert_eq!(maps(&mut again), [Epoch(1)]);
-        assert_eq!(state.core.current().epoch, Epoch(1));
-    }
-
-    #[test]
-    fn requests_are_rejected_and_garbage_gets_an_error() {
-        let mut state = State::new(config());
-        let mut queue = open(&mut state, 1, 16);
-        let id = RequestId {
-            client: ClientId::random(),
-            seq: 3,
-        };
-        let op = KvOp::Get {
-            key: Bytes::from_static(b"k"),
-        };
-        send(&mut state, 1, ClientFrame::Request(KvCommand { id, op }));
-        let message = NO_DATA.to_owned();
-        assert_eq!(drain(&mut queue), [ServerFrame::Rejected { id, message }]);
-        let message = "bad".to_owned();
-        state.handle(Event::Undecodable {
-            conn: ConnId(1),
-            message: message.clone(),
-        });
-        assert_eq!(drain(&mut queue), [ServerFrame::Error { message }]);
-    }
-
-    #[test]
-    fn a_connection_that_does_not_read_is_dropped() {
-        let mut state = State::new(config());
-        let _full = open(&mut state, 1, 1);
-        send(&mut state, 1, ClientFrame::GetMap { have: Epoch(0) });
-        assert_eq!(state.connections(), 1);
-        send(&mut state, 1, ClientFrame::GetMap { have: Epoch(0) });
-        assert_eq!(state.connections(), 0);
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,6 +1,5 @@
-//! Three [`ClusterInfo`]s: a data node's ([`NodeCluster`]), a wrapper refusing view changes
-//! ([`FixedView`], the seed 001 static view) and a fixed in-memory one ([`StaticCluster`]) for
-//! tests and single-process set-ups.
+//! Two [`ClusterInfo`]s: a data node's ([`NodeCluster`]) and a fixed in-memory one
+//! ([`StaticCluster`]) for tests and single-process set-ups.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,29 +9,48 @@ use kv_ports::ids::{GroupId, NodeId};
 use kv_ports::membership::{Epoch, SlotMap};
 use tokio::sync::watch;
 
+use super::settle::{until_every_node_holds, SETTLE_TIMEOUT};
 use super::status::status_json;
 use super::{ClusterInfo, ViewChange, ViewChanged, FIXED_VIEW};
 use crate::client::{Client, ClientConfig};
+use crate::coordinator::CoordinatorAddr;
+use crate::native::{AdminAnswer, AdminRequest, NodeRef as AdminNode};
+use crate::node::relay;
 
 /// A data node's view of the cluster: the map it routes by (from the node's map watch) and a
 /// status assembled by asking every node, like the REPL's `status`, through a client of the
-/// node's own native endpoint. The view is fixed: [`ClusterInfo::update_view`] answers
-/// [`FIXED_VIEW`].
+/// node's own native endpoint. A view change is relayed to the node's coordinator as an
+/// operator's request; a node serving a static map (no coordinator) answers [`FIXED_VIEW`].
 pub struct NodeCluster {
     me: NodeId,
     maps: watch::Receiver<SlotMap>,
     client: Option<Arc<Client>>,
+    coordinator: Option<CoordinatorAddr>,
 }
 
 impl NodeCluster {
     /// The view of node `me`, following `maps`, probing the cluster through the native endpoint
-    /// at `native` (the node's own).
+    /// at `native` (the node's own). Its view is fixed until [`with_coordinator`] names a
+    /// coordinator to relay view changes to.
+    ///
+    /// [`with_coordinator`]: NodeCluster::with_coordinator
     pub fn new(me: NodeId, maps: watch::Receiver<SlotMap>, native: SocketAddr) -> NodeCluster {
         // Cannot fail: one address is given. Without a client, /status shows the map alone.
         let client = Client::connect([native], ClientConfig::default())
             .ok()
             .map(Arc::new);
-        NodeCluster { me, maps, client }
+        NodeCluster {
+            me,
+            maps,
+            client,
+            coordinator: None,
+        }
+    }
+
+    /// Relays view changes to the coordinator at `coordinator` (`None`: the view is fixed).
+    pub fn with_coordinator(mut self, coordinator: Option<CoordinatorAddr>) -> NodeCluster {
+        self.coordinator = coordinator;
+        self
     }
 }
 
@@ -66,8 +84,47 @@ impl ClusterInfo for NodeCluster {
         })
     }
 
-    fn update_view(&self, _: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
-        Box::pin(async { Err(FIXED_VIEW.to_owned()) })
+    fn update_view(&self, change: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
+        let Some(coordinator) = self.coordinator else {
+            return Box::pin(async { Err(FIXED_VIEW.to_owned()) });
+        };
+        Box::pin(change_view(coordinator, change))
+    }
+}
+
+/// Asks the coordinator for a seed 001 view change and describes the map it answers with,
+/// once every node of that map holds it. `add` waits until the node at the address (which
+/// checks in by itself when started) is placed; `remove` takes it out.
+async fn change_view(
+    coordinator: CoordinatorAddr,
+    change: ViewChange,
+) -> Result<ViewChanged, String> {
+    let request = match change {
+        ViewChange::Add(addr) => AdminRequest::AwaitNode(AdminNode::Addr(addr)),
+        ViewChange::Remove(addr) => AdminRequest::Remove(AdminNode::Addr(addr)),
+    };
+    let added = match &request {
+        AdminRequest::AwaitNode(node) => Some(*node),
+        AdminRequest::Remove(_) => None,
+    };
+    match relay(Some(coordinator), request).await {
+        AdminAnswer::Done(map) => {
+            until_every_node_holds(&map, SETTLE_TIMEOUT).await;
+            Ok(view_changed(&map, added))
+        }
+        AdminAnswer::Refused(why) => Err(why),
+    }
+}
+
+/// The seed 001 answer for `map`: its partition count, and the partition of the `added` node
+/// (`None`: a standby, or a removal).
+fn view_changed(map: &SlotMap, added: Option<AdminNode>) -> ViewChanged {
+    let partition_id = added
+        .and_then(|node| map.nodes.iter().find(|info| node.names(info)))
+        .and_then(|info| map.group_of_node(info.id));
+    ViewChanged {
+        partition_id,
+        number_of_partitions: map.groups.len(),
     }
 }
 
@@ -114,43 +171,5 @@ impl ClusterInfo for StaticCluster {
 
     fn update_view(&self, _: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
         Box::pin(async { Err(FIXED_VIEW.to_owned()) })
-    }
-}
-
-/// Another [`ClusterInfo`] whose view cannot change: everything is asked of the inner one,
-/// except [`ClusterInfo::update_view`], which answers the error text given (for a node of the
-/// seed 001 static view, [`crate::seed001::STATIC_VIEW`]).
-pub struct FixedView<C> {
-    inner: C,
-    why: &'static str,
-}
-
-impl<C: ClusterInfo> FixedView<C> {
-    /// `inner`, with view changes refused saying `why`.
-    pub fn new(inner: C, why: &'static str) -> FixedView<C> {
-        FixedView { inner, why }
-    }
-}
-
-impl<C: ClusterInfo> ClusterInfo for FixedView<C> {
-    fn map(&self) -> SlotMap {
-        self.inner.map()
-    }
-
-    fn me(&self) -> Option<NodeId> {
-        self.inner.me()
-    }
-
-    fn locate(&self, key: &[u8]) -> (Epoch, Option<GroupId>) {
-        self.inner.locate(key)
-    }
-
-    fn status_json(&self) -> BoxFuture<'static, serde_json::Value> {
-        self.inner.status_json()
-    }
-
-    fn update_view(&self, _: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
-        let why = self.why;
-        Box::pin(async move { Err(why.to_owned()) })
     }
 }

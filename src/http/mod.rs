@@ -37,6 +37,7 @@ mod errors;
 mod form;
 pub mod seed000;
 mod seed001;
+mod settle;
 mod status;
 
 use std::future::Future;
@@ -61,7 +62,7 @@ use kv_ports::membership::{Epoch, SlotMap};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-pub use cluster::{FixedView, NodeCluster, StaticCluster};
+pub use cluster::{NodeCluster, StaticCluster};
 pub use errors::{HttpError, NOT_AVAILABLE, NO_SUCH_KEY};
 pub use form::Fields;
 pub use status::status_json;

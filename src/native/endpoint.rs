@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::directive::{AdminAnswer, AdminRequest};
 use super::frame::{check_sizes, ServerFrame};
 use super::status::{NodeStatus, StatusReport};
 use super::tasks;
@@ -71,13 +72,19 @@ pub struct EndpointArgs {
 }
 
 /// What the endpoint answers about the node itself, outside the `KvPort`: the slot map it
-/// routes by and its status. Both are read by connection tasks, never by the endpoint actor,
-/// so a slow status query cannot hold up commands.
+/// routes by, its status, and operators' requests it relays. All are read by connection
+/// tasks, never by the endpoint actor, so a slow status query cannot hold up commands.
 pub trait NodeView: Send + Sync + 'static {
     /// The node's map, if it is newer than `have`.
     fn map(&self, have: Epoch) -> Option<SlotMap>;
     /// The node's status.
     fn status(&self) -> BoxFuture<'static, StatusReport>;
+    /// An operator's request: a node with a coordinator relays it there; by default it is
+    /// refused.
+    fn admin(&self, request: AdminRequest) -> BoxFuture<'static, AdminAnswer> {
+        let _ = request;
+        Box::pin(async { AdminAnswer::Refused("ask the coordinator".into()) })
+    }
 }
 
 /// The view of an endpoint serving one group without a slot map (tests, single-group

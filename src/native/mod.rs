@@ -17,4 +17,4 @@ pub use endpoint::{
     NodeView,
 };
 pub use frame::{ClientCodec, ClientFrame, ServerCodec, ServerFrame};
-pub use status::{CoordinatorStatus, MemberStatus, NodeStatus, StatusReport};
+pub use status::{CoordinatorStatus, MemberStage, MemberStatus, NodeStatus, StatusReport};

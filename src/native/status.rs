@@ -39,8 +39,39 @@ pub struct MemberStatus {
     pub group: GroupId,
     /// The leader this member follows, if it knows one.
     pub leader: Option<NodeId>,
-    /// Log entries decided here.
+    /// Log entries decided here (in the running configuration's log).
     pub decided: u64,
+    /// The group's configuration this member runs, joins, or last belonged to.
+    pub config: u32,
+    /// Where the member stands in a membership change.
+    pub stage: MemberStage,
+}
+
+/// Where a group member stands in its group's sequence of configurations.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberStage {
+    /// Runs its configuration and serves.
+    Active,
+    /// Runs a configuration it knows is sealed, waiting for the state at its StopSign.
+    CatchingUp,
+    /// Named in a configuration it cannot run yet: fetching the previous one's final state.
+    Joining,
+    /// In no later configuration: serves the final state to new members, then retires.
+    Leaving,
+    /// Done; about to be dropped.
+    Retired,
+}
+
+impl std::fmt::Display for MemberStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MemberStage::Active => "active",
+            MemberStage::CatchingUp => "catching up",
+            MemberStage::Joining => "joining",
+            MemberStage::Leaving => "leaving",
+            MemberStage::Retired => "retired",
+        })
+    }
 }
 
 /// The coordinator's view.
@@ -54,4 +85,10 @@ pub struct CoordinatorStatus {
     pub connected: Vec<NodeId>,
     /// Nodes suspected, not yet declared failed.
     pub suspected: Vec<NodeId>,
+    /// The epoch of the reconfiguration under way, if any.
+    pub in_flight: Option<Epoch>,
+    /// Membership events waiting behind it.
+    pub queued: u32,
+    /// Groups below the replication degree, or that lost a member they cannot replace.
+    pub under_replicated: Vec<GroupId>,
 }

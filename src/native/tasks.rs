@@ -15,7 +15,6 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use super::directive::AdminAnswer;
 use super::endpoint::{Accepted, ClientEndpoint, Closed, ConnKey, Inbound, NodeView};
 use super::frame::{ClientFrame, ServerCodec, ServerFrame};
 use kv_components::task::{tell_weak as tell, TaskGuard};
@@ -84,11 +83,13 @@ pub(crate) fn read(
                         return;
                     }
                 }
-                Ok(ClientFrame::Admin(_)) => {
-                    let answer = AdminAnswer::Refused("ask the coordinator".into());
-                    if out.send(ServerFrame::Admin(answer)).is_err() {
-                        return;
-                    }
+                Ok(ClientFrame::Admin(request)) => {
+                    // Relayed, maybe for as long as a reconfiguration takes: in a task of its
+                    // own, so the connection's other requests go on meanwhile.
+                    let (answer, out) = (view.admin(request), out.clone());
+                    tokio::spawn(async move {
+                        let _ = out.send(ServerFrame::Admin(answer.await));
+                    });
                 }
                 Ok(
                     ClientFrame::CheckIn { .. }

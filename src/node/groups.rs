@@ -1,62 +1,193 @@
-//! Following the slot map: every new map is applied to the node's components in order —
-//! peers and failure detection first, then the router, then a group member for each group
-//! this node has newly joined — so no group member ever sends to a peer the link does not
-//! know.
+//! The node's replication-group members: one [`GroupComponent`] per group this node serves,
+//! started and stopped by the coordinator's directives (or, for a node serving a static map,
+//! from that map), each wired to the node's link, timer and router.
+//!
+//! The map itself is applied by [`follow`]: peers and failure detection first, then the
+//! router. Groups are never started from a coordinator's map: the coordinator sends
+//! `StartGroup` before the map that names the group.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use kameo::actor::ActorRef;
-use kv_components::group::{start_member, GroupMember, MemberConfig};
-use kv_components::overlay::component::{AttachGroup, InstallMap, Overlay};
+use kv_components::overlay::component::{AttachGroup, DetachGroup, InstallMap, Overlay};
 use kv_components::perfect_link::PerfectLink;
+use kv_components::reconfig::component::{
+    shell_config, GroupArgs, GroupComponent, GroupStopped, QueryGroup,
+};
+use kv_components::reconfig::GroupNode;
 use kv_components::task::TaskGuard;
 use kv_components::timer::Timer;
-use kv_ports::component::{connect, ConnectError};
+use kv_ports::component::{connect, ConnectError, Start};
 use kv_ports::ids::{GroupId, NodeId};
 use kv_ports::kv::KvPort;
 use kv_ports::membership::{Epoch, SlotMap};
-use kv_ports::supervisor::Supervisor;
-use tokio::sync::watch;
+use kv_ports::network::NetworkPort;
+use kv_ports::supervisor::{spawn_child, Supervisor};
+use kv_ports::timer::TimerPort;
+use tokio::sync::{mpsc, watch, Mutex};
 
 use super::membership::{ApplyNodes, Membership};
 
-/// The groups this node is a member of, shared with the status answer.
-pub type LocalGroups = Arc<Mutex<BTreeMap<GroupId, GroupMember>>>;
-
-/// Locks the table; entries are only ever inserted whole, so poison is ignored.
-pub fn lock(groups: &LocalGroups) -> MutexGuard<'_, BTreeMap<GroupId, GroupMember>> {
-    groups.lock().unwrap_or_else(|e| e.into_inner())
+/// The node's long-lived components groups are wired to, and the groups running now.
+#[derive(Clone)]
+pub struct GroupHost {
+    inner: Arc<Inner>,
 }
 
-/// The node's long-lived components a map is applied to.
-pub struct Wiring {
+struct Inner {
+    me: NodeId,
+    supervisor: ActorRef<Supervisor>,
+    link: ActorRef<PerfectLink>,
+    timer: ActorRef<Timer>,
+    overlay: ActorRef<Overlay>,
+    /// Held while a group starts or stops, so two directives for one group never race.
+    groups: Mutex<BTreeMap<GroupId, ActorRef<GroupComponent>>>,
+    stopped: mpsc::UnboundedSender<GroupStopped>,
+}
+
+impl GroupHost {
+    /// The host of node `me`'s groups, and the receiver of their retirement notices (hand it
+    /// to [`GroupHost::detach_retired`]).
+    pub fn new(
+        me: NodeId,
+        supervisor: ActorRef<Supervisor>,
+        link: ActorRef<PerfectLink>,
+        timer: ActorRef<Timer>,
+        overlay: ActorRef<Overlay>,
+    ) -> (GroupHost, mpsc::UnboundedReceiver<GroupStopped>) {
+        let (stopped, notices) = mpsc::unbounded_channel();
+        let inner = Inner {
+            me,
+            supervisor,
+            link,
+            timer,
+            overlay,
+            groups: Mutex::new(BTreeMap::new()),
+            stopped,
+        };
+        let host = GroupHost {
+            inner: Arc::new(inner),
+        };
+        (host, notices)
+    }
+
     /// This node.
-    pub me: NodeId,
-    /// Group members are started under it.
-    pub supervisor: ActorRef<Supervisor>,
-    /// The node's network.
-    pub link: ActorRef<PerfectLink>,
-    /// The node's timer.
-    pub timer: ActorRef<Timer>,
-    /// The router.
-    pub overlay: ActorRef<Overlay>,
-    /// Peers and failure detection.
-    pub membership: ActorRef<Membership>,
-    /// The groups started so far.
-    pub groups: LocalGroups,
+    pub fn me(&self) -> NodeId {
+        self.inner.me
+    }
+
+    /// Starts a member of `group` running `node` (built by `make` with this node's settings),
+    /// wires it and attaches it to the router. False when a member of the group already runs
+    /// here (nothing changes).
+    pub async fn start(
+        &self,
+        group: GroupId,
+        make: impl FnOnce(kv_components::reconfig::GroupNodeConfig) -> GroupNode,
+    ) -> Result<bool, ConnectError> {
+        let w = &self.inner;
+        let mut groups = w.groups.lock().await;
+        if groups.get(&group).is_some_and(|g| g.is_alive()) {
+            return Ok(false);
+        }
+        let node = make(shell_config(w.me));
+        let mut args = GroupArgs::new(group, node);
+        args.stopped = Some(w.stopped.clone());
+        let member = spawn_child::<GroupComponent>(&w.supervisor, args).await;
+        connect::<NetworkPort, _, _>(&w.link, &member).await?;
+        connect::<TimerPort, _, _>(&w.timer, &member).await?;
+        let conn = connect::<KvPort, _, _>(&member, &w.overlay).await?;
+        member
+            .tell(Start)
+            .await
+            .map_err(|_| ConnectError::Stopped {
+                port: "Start",
+                component: "group member",
+            })?;
+        // Replaces a stopped member's attachment, if any.
+        let _ = w.overlay.tell(DetachGroup(group)).await;
+        let _ = w.overlay.tell(AttachGroup { group, conn }).await;
+        groups.insert(group, member);
+        Ok(true)
+    }
+
+    /// Stops this node's member of `group` and detaches it from the router; false if none ran.
+    pub async fn stop(&self, group: GroupId) -> bool {
+        let w = &self.inner;
+        let mut groups = w.groups.lock().await;
+        let Some(member) = groups.remove(&group) else {
+            return false;
+        };
+        let _ = w.overlay.tell(DetachGroup(group)).await;
+        let _ = member.stop_gracefully().await;
+        tracing::info!(%group, node = %w.me, "group member stopped");
+        true
+    }
+
+    /// The running member of `group`, if any.
+    pub async fn get(&self, group: GroupId) -> Option<ActorRef<GroupComponent>> {
+        let groups = self.inner.groups.lock().await;
+        groups.get(&group).filter(|g| g.is_alive()).cloned()
+    }
+
+    /// Every running member, by group.
+    pub async fn all(&self) -> Vec<(GroupId, ActorRef<GroupComponent>)> {
+        let groups = self.inner.groups.lock().await;
+        groups.iter().map(|(g, a)| (*g, a.clone())).collect()
+    }
+
+    /// Detaches every member that retired (and stopped itself), as its notices come; the task
+    /// ends with the node.
+    pub fn detach_retired(&self, mut notices: mpsc::UnboundedReceiver<GroupStopped>) -> TaskGuard {
+        let host = self.clone();
+        TaskGuard::spawn(async move {
+            while let Some(notice) = notices.recv().await {
+                let w = &host.inner;
+                let mut groups = w.groups.lock().await;
+                let same = groups
+                    .get(&notice.group)
+                    .is_some_and(|g| g.id() == notice.actor);
+                if same {
+                    groups.remove(&notice.group);
+                    let _ = w.overlay.tell(DetachGroup(notice.group)).await;
+                    tracing::info!(group = %notice.group, node = %w.me, "retired group member detached");
+                }
+            }
+        })
+    }
+
+    /// Where each running member stands (members that do not answer in time are left out).
+    pub async fn status(
+        &self,
+        within: std::time::Duration,
+    ) -> Vec<kv_components::reconfig::component::GroupStatus> {
+        let mut out = Vec::new();
+        for (_, member) in self.all().await {
+            if let Ok(Ok(s)) = tokio::time::timeout(within, member.ask(QueryGroup)).await {
+                out.push(s);
+            }
+        }
+        out
+    }
 }
 
-/// Applies every map published on `maps`, newest first wins; the task ends with the node.
-pub fn follow(wiring: Wiring, mut maps: watch::Receiver<SlotMap>) -> TaskGuard {
+/// Applies every map published on `maps` to the node's peers and router, newest first wins;
+/// with `start_groups` (a node serving a static map, without coordinator), it also starts a
+/// member of every group the map names this node in. The task ends with the node.
+pub fn follow(
+    host: GroupHost,
+    membership: ActorRef<Membership>,
+    mut maps: watch::Receiver<SlotMap>,
+    start_groups: bool,
+) -> TaskGuard {
     TaskGuard::spawn(async move {
         let mut applied = Epoch(0);
         loop {
             let map = maps.borrow_and_update().clone();
             if map.epoch > applied && map.is_formed() {
-                if let Err(e) = apply(&wiring, &map).await {
+                if let Err(e) = apply(&host, &membership, &map, start_groups).await {
                     tracing::error!(error = %e, "cannot apply the slot map; node stopping");
-                    let _ = wiring.supervisor.stop_gracefully().await;
+                    let _ = host.inner.supervisor.stop_gracefully().await;
                     return;
                 }
                 applied = map.epoch;
@@ -68,30 +199,31 @@ pub fn follow(wiring: Wiring, mut maps: watch::Receiver<SlotMap>) -> TaskGuard {
     })
 }
 
-async fn apply(w: &Wiring, map: &SlotMap) -> Result<(), ConnectError> {
-    let placed = match map.group_of_node(w.me) {
+async fn apply(
+    host: &GroupHost,
+    membership: &ActorRef<Membership>,
+    map: &SlotMap,
+    start_groups: bool,
+) -> Result<(), ConnectError> {
+    let me = host.me();
+    let placed = match map.group_of_node(me) {
         Some(g) => format!("member of group {g}"),
         None => "standby".to_owned(),
     };
     tracing::info!(epoch = map.epoch.0, groups = map.groups.len(), %placed, "applying slot map");
-    let _ = w.membership.tell(ApplyNodes(map.clone())).await;
-    let _ = w.overlay.tell(InstallMap(map.clone())).await;
-    for group in &map.groups {
-        let started = lock(&w.groups).contains_key(&group.id);
-        if started || !group.members.contains(&w.me) {
-            continue;
-        }
-        let config = MemberConfig::new(group.id, w.me, group.members.clone());
-        let member = start_member(&w.supervisor, &w.link, &w.timer, config).await?;
-        let conn = connect::<KvPort, _, _>(&member.replica, &w.overlay).await?;
-        let _ = w
-            .overlay
-            .tell(AttachGroup {
-                group: group.id,
-                conn,
-            })
-            .await;
-        lock(&w.groups).insert(group.id, member);
+    // Asked, not told: the link knows the peers before any group member starts sending.
+    let _ = membership.ask(ApplyNodes(map.clone())).await;
+    let _ = host.inner.overlay.tell(InstallMap(map.clone())).await;
+    if !start_groups {
+        return Ok(());
+    }
+    for group in map.groups.iter().filter(|g| g.members.contains(&me)) {
+        let (config, members) = (group.config, group.members.clone());
+        let slots = map.slots_of(group.id);
+        host.start(group.id, |cfg| {
+            GroupNode::with_slots(cfg, config, members, slots)
+        })
+        .await?;
     }
     Ok(())
 }

@@ -1,7 +1,12 @@
-//! [`Membership`]: the node's agent for the slot map's node list. When a map is applied it
-//! tells the link where every other node listens (and forgets the ones that left), tells the
-//! failure detector to watch them, and keeps the detector's suspicions where the node's status
-//! answer can read them.
+//! [`Membership`]: the node's agent for its peers. It tells the link where every other node
+//! listens (and forgets the ones that left), tells the failure detector to watch them, keeps
+//! the detector's suspicions where the node's status answer can read them, and reports every
+//! suspicion and restoration to the coordinator on the node's session.
+//!
+//! The peers are the nodes of the newest map plus the ones the coordinator's directives named
+//! since ([`AddPeers`]): new members of a group talk to each other before any published map
+//! names them. A directive's peers are kept until a newer map is applied (the map published
+//! after the change names every node that still belongs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
@@ -13,9 +18,12 @@ use kameo::message::{Context, Message};
 use kameo::Actor;
 use kv_ports::fd::{FailureDetectorPort, FdIndication, FdRequest};
 use kv_ports::ids::NodeId;
-use kv_ports::membership::SlotMap;
+use kv_ports::membership::{Epoch, NodeInfo, SlotMap};
 use kv_ports::network::{NetIndication, NetRequest, NetworkPort};
 use kv_ports::port::{Ind, RequiredPort};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::native::ClientFrame;
 
 /// The suspicion set shared with the node's status answer.
 pub type SuspectSet = Arc<Mutex<BTreeSet<NodeId>>>;
@@ -25,21 +33,43 @@ pub struct Membership {
     me: NodeId,
     net: RequiredPort<NetworkPort>,
     fd: RequiredPort<FailureDetectorPort>,
+    /// The peers the link and the failure detector were told about.
     peers: BTreeMap<NodeId, SocketAddr>,
+    /// The newest map's other nodes, and its epoch.
+    mapped: BTreeMap<NodeId, SocketAddr>,
+    epoch: Epoch,
+    /// Peers named by directives, with the map epoch current when they were named.
+    extras: BTreeMap<NodeId, (SocketAddr, Epoch)>,
     suspects: SuspectSet,
+    /// The node's session to the coordinator (suspicion reports), if it has one.
+    session: Option<UnboundedSender<ClientFrame>>,
+}
+
+/// What a [`Membership`] starts from.
+pub struct MembershipArgs {
+    /// This node.
+    pub me: NodeId,
+    /// Where suspicions are kept for the status answer.
+    pub suspects: SuspectSet,
+    /// Where suspicion reports to the coordinator go (`None`: no coordinator).
+    pub session: Option<UnboundedSender<ClientFrame>>,
 }
 
 impl Actor for Membership {
-    type Args = (NodeId, SuspectSet);
+    type Args = MembershipArgs;
     type Error = Infallible;
 
-    async fn on_start((me, suspects): Self::Args, _: ActorRef<Self>) -> Result<Self, Infallible> {
+    async fn on_start(args: MembershipArgs, _: ActorRef<Self>) -> Result<Self, Infallible> {
         Ok(Membership {
-            me,
+            me: args.me,
             net: RequiredPort::default(),
             fd: RequiredPort::default(),
             peers: BTreeMap::new(),
-            suspects,
+            mapped: BTreeMap::new(),
+            epoch: Epoch(0),
+            extras: BTreeMap::new(),
+            suspects: args.suspects,
+            session: args.session,
         })
     }
 }
@@ -54,12 +84,44 @@ impl Message<ApplyNodes> for Membership {
     type Reply = ();
 
     async fn handle(&mut self, ApplyNodes(map): ApplyNodes, _: &mut Context<Self, ()>) {
-        let wanted: BTreeMap<NodeId, SocketAddr> = map
+        if map.epoch < self.epoch {
+            return;
+        }
+        self.mapped = map
             .nodes
             .iter()
             .filter(|n| n.id != self.me)
             .map(|n| (n.id, n.link))
             .collect();
+        self.epoch = map.epoch;
+        let epoch = self.epoch;
+        self.extras.retain(|_, (_, named)| *named >= epoch);
+        self.update();
+    }
+}
+
+/// Talk to these nodes too (a directive names them): answered once the link and the failure
+/// detector have been told, so whatever is sent after the answer can reach them.
+pub struct AddPeers(pub Vec<NodeInfo>);
+
+impl Message<AddPeers> for Membership {
+    type Reply = ();
+
+    async fn handle(&mut self, AddPeers(nodes): AddPeers, _: &mut Context<Self, ()>) {
+        for n in nodes.into_iter().filter(|n| n.id != self.me) {
+            self.extras.insert(n.id, (n.link, self.epoch));
+        }
+        self.update();
+    }
+}
+
+impl Membership {
+    /// Tells the link and the failure detector about the peers wanted now.
+    fn update(&mut self) {
+        let mut wanted = self.mapped.clone();
+        for (&node, &(addr, _)) in &self.extras {
+            wanted.entry(node).or_insert(addr);
+        }
         for gone in self.peers.keys().filter(|n| !wanted.contains_key(n)) {
             self.net.trigger(NetRequest::RemovePeer(*gone));
         }
@@ -68,10 +130,29 @@ impl Message<ApplyNodes> for Membership {
                 self.net.trigger(NetRequest::AddPeer { node, addr });
             }
         }
-        lock(&self.suspects).retain(|n| wanted.contains_key(n));
+        let dropped: Vec<NodeId> = {
+            let mut suspects = lock(&self.suspects);
+            let dropped = suspects
+                .iter()
+                .filter(|n| !wanted.contains_key(n))
+                .copied()
+                .collect();
+            suspects.retain(|n| wanted.contains_key(n));
+            dropped
+        };
+        for node in dropped {
+            self.report(node, false);
+        }
         self.fd
             .trigger(FdRequest::Monitor(wanted.keys().copied().collect()));
         self.peers = wanted;
+    }
+
+    /// Tells the coordinator (if any) about a suspicion or a restoration.
+    fn report(&self, node: NodeId, suspected: bool) {
+        if let Some(session) = &self.session {
+            let _ = session.send(ClientFrame::Suspicion { node, suspected });
+        }
     }
 }
 
@@ -82,11 +163,15 @@ impl Message<Ind<FailureDetectorPort>> for Membership {
         match ind.event {
             FdIndication::Suspect(node) => {
                 tracing::warn!(%node, "failure detector suspects node");
-                lock(&self.suspects).insert(node);
+                if lock(&self.suspects).insert(node) {
+                    self.report(node, true);
+                }
             }
             FdIndication::Restore(node) => {
                 tracing::info!(%node, "failure detector restores node");
-                lock(&self.suspects).remove(&node);
+                if lock(&self.suspects).remove(&node) {
+                    self.report(node, false);
+                }
             }
         }
     }

@@ -10,17 +10,25 @@
 //!
 //! The link and the native endpoint share the node's one `listen` port: a multiplexer (see
 //! [`mux`]) tells their connections apart by their first bytes, so a node is known to peers
-//! and clients alike by a single address (`NodeInfo::link == NodeInfo::client`).
+//! and clients alike by a single address (`NodeInfo::link == NodeInfo::client`). A node may
+//! also run the coordinator itself behind that port ([`NodeOptions::coordinator`], seed 001's
+//! `VIEW[0]`).
 //!
-//! The node starts with no groups: it checks in with the coordinator, and each map it receives
-//! (see [`groups`]) adds the peers to the link, installs the map in the router and starts a
-//! group member for every group the node has joined. Every node, standbys included, serves
-//! every key: the router forwards to the owning group's leader over the link.
+//! The node starts with no groups: it checks in with the coordinator, which tells it which
+//! groups to run with directives on its session (see [`directives`]): start a group, join one,
+//! change a group's members, freeze or install slots, stop a group. Each map it receives (see
+//! [`groups`]) adds the peers to the link and installs the map in the router. A node serving a
+//! static map has no coordinator and starts the groups that map names it in. Every node,
+//! standbys included, serves every key: the router forwards to the owning group's leader over
+//! the link.
 
+mod directives;
 mod groups;
 mod membership;
 pub mod mux;
 mod view;
+
+pub use self::view::{relay, ADMIN_TIMEOUT, NO_COORDINATOR};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,26 +49,29 @@ use kv_ports::network::NetworkPort;
 use kv_ports::supervisor::{spawn_child, start_supervisor, Supervisor};
 use kv_ports::timer::TimerPort;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use self::groups::{LocalGroups, Wiring};
-use self::membership::{Membership, SuspectSet};
+use self::directives::Directives;
+use self::groups::GroupHost;
+use self::membership::{Membership, MembershipArgs, SuspectSet};
 use self::view::LocalView;
+use crate::coordinator::session::NodeSession;
+use crate::coordinator::{CoordinatorAddr, CoordinatorConfig};
 use crate::gateway::{Gateway, GatewayConfig};
-use crate::http::{self, ClusterInfo, FixedView, HttpState, NodeCluster};
+use crate::http::{self, HttpState, NodeCluster};
 use crate::native::{ClientEndpoint, EndpointConfig, EndpointError};
 use crate::resp::{self, Dialect};
 
 /// How a node learns its slot map.
 #[derive(Clone, Debug)]
 pub enum Join {
-    /// Check in with the bootstrap coordinator at this address and follow the maps it
-    /// publishes; the node's id is fresh and random.
-    Coordinator(SocketAddr),
-    /// Serve a fixed map computed identically by every node (the seed 001 static view, the
-    /// seed 002 participants): no coordinator. `id` is this node's entry in the map, whose
-    /// one address (link and client alike) it advertises; `NodeConfig::listen` is the
-    /// port it binds for both.
+    /// Check in with the bootstrap coordinator at this address (its own port, or a node's
+    /// shared port for a coordinator embedded there) and follow the maps it publishes; the
+    /// node's id is fresh and random.
+    Coordinator(CoordinatorAddr),
+    /// Serve a fixed map computed identically by every node: no coordinator, no change. `id`
+    /// is this node's entry in the map, whose one address (link and client alike) it
+    /// advertises; `NodeConfig::listen` is the port it binds for both.
     Static {
         /// The map.
         map: SlotMap,
@@ -82,6 +93,17 @@ pub struct NodeConfig {
     /// The HTTP endpoint, if any (advertised in the map; served by the HTTP front end). Equal
     /// to `listen`, HTTP shares the node's one port (seed 001) instead of binding its own.
     pub http: Option<SocketAddr>,
+}
+
+/// What a node may do besides [`NodeConfig`] (seed 001 uses both).
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// The address peers and clients reach this node at, when it is not the bound one (the
+    /// node listens on `0.0.0.0:PORT` behind NAT or a port mapping); `None`: the bound address.
+    pub advertise: Option<SocketAddr>,
+    /// Run a coordinator with this configuration inside the node, behind its shared port
+    /// (reached with [`crate::coordinator::PREAMBLE`]); the node itself cannot be removed.
+    pub coordinator: Option<CoordinatorConfig>,
 }
 
 /// Why a node could not start.
@@ -128,6 +150,11 @@ impl Node {
     /// once the node serves (requests before the first map are answered `NotLeader`, which
     /// clients retry).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        Node::start_with(config, NodeOptions::default()).await
+    }
+
+    /// [`Node::start`] with `options`.
+    pub async fn start_with(config: NodeConfig, options: NodeOptions) -> Result<Node, NodeError> {
         // Before any component starts, so the link and Paxos counters count from the start.
         crate::metrics::install();
         let listener = bind(config.listen).await?;
@@ -136,7 +163,7 @@ impl Node {
             source,
         })?;
         let (id, addr) = match &config.join {
-            Join::Coordinator(_) => (NodeId(fresh_id()), bound),
+            Join::Coordinator(_) => (NodeId(fresh_id()), options.advertise.unwrap_or(bound)),
             Join::Static { map, id } => {
                 let me = map.node(*id).ok_or(NodeError::NotInMap(*id))?;
                 if me.link != me.client || me.link.port() != bound.port() {
@@ -151,8 +178,18 @@ impl Node {
         let timer = spawn_child::<Timer>(&supervisor, ()).await;
 
         let suspects = SuspectSet::default();
-        let groups = LocalGroups::default();
-        let membership = spawn_child::<Membership>(&supervisor, (id, suspects.clone())).await;
+        let coordinator = match &config.join {
+            Join::Coordinator(addr) => Some(*addr),
+            Join::Static { .. } => None,
+        };
+        // The session's outbound queue: directive answers and suspicion reports.
+        let (to_coordinator, outbound) = mpsc::unbounded_channel();
+        let membership_args = MembershipArgs {
+            me: id,
+            suspects: suspects.clone(),
+            session: coordinator.map(|_| to_coordinator.clone()),
+        };
+        let membership = spawn_child::<Membership>(&supervisor, membership_args).await;
         let epfd = spawn_child::<Epfd>(&supervisor, EpfdConfig::default()).await;
         connect::<NetworkPort, _, _>(&link, &epfd).await?;
         connect::<TimerPort, _, _>(&timer, &epfd).await?;
@@ -168,13 +205,21 @@ impl Node {
         )
         .await;
         connect::<NetworkPort, _, _>(&link, &overlay).await?;
+        let (groups, retired) = GroupHost::new(
+            id,
+            supervisor.clone(),
+            link.clone(),
+            timer.clone(),
+            overlay.clone(),
+        );
 
         let (maps_tx, maps) = watch::channel(SlotMap::empty(0));
         let view = LocalView {
             me: id,
             maps: maps.clone(),
             groups: groups.clone(),
-            suspects,
+            suspects: suspects.clone(),
+            coordinator,
         };
         let endpoint = ClientEndpoint::start_shared(EndpointConfig::default(), Arc::new(view));
         connect::<KvPort, _, _>(&overlay, &endpoint).await?;
@@ -188,25 +233,24 @@ impl Node {
             })?;
         }
 
-        let static_view = matches!(config.join, Join::Static { .. });
-        let http_state = || {
-            let cluster = NodeCluster::new(id, maps.clone(), addr);
-            let cluster: Arc<dyn ClusterInfo> = if static_view {
-                Arc::new(FixedView::new(cluster, crate::seed001::STATIC_VIEW))
-            } else {
-                Arc::new(cluster)
-            };
-            HttpState {
-                service: service.clone(),
-                cluster,
-            }
+        let http_state = || HttpState {
+            service: service.clone(),
+            cluster: Arc::new(
+                NodeCluster::new(id, maps.clone(), addr).with_coordinator(coordinator),
+            ),
         };
         let mut targets = mux::Targets {
             link: link.downgrade(),
             native: endpoint.downgrade(),
             http: None,
+            coordinator: None,
         };
         let mut tasks = Vec::new();
+        if let Some(embedded) = options.coordinator {
+            let (inbox, server) = mux::serve_coordinator(embedded, addr);
+            targets.coordinator = Some(inbox);
+            tasks.push(server);
+        }
         let http_addr = match config.http {
             // HTTP on the node's one port (seed 001): the mux hands its connections over.
             Some(http) if http == config.listen => {
@@ -254,23 +298,27 @@ impl Node {
             resp: resp_addr,
             http: http_addr,
         };
-        let wiring = Wiring {
-            me: id,
-            supervisor: supervisor.clone(),
-            link: link.clone(),
-            timer,
-            overlay,
-            membership,
-            groups,
-        };
-        tasks.push(groups::follow(wiring, maps));
+        tasks.push(groups.detach_retired(retired));
+        let is_static = coordinator.is_none();
+        tasks.push(groups::follow(
+            groups.clone(),
+            membership.clone(),
+            maps,
+            is_static,
+        ));
         let mut static_maps = None;
         match config.join {
             Join::Coordinator(addr) => {
-                tasks.push(crate::coordinator::start_session(
+                let agent = Directives::new(groups, membership, suspects, to_coordinator);
+                let session = NodeSession {
+                    agent: Arc::new(agent),
+                    outbound,
+                };
+                tasks.push(crate::coordinator::session::start_node(
                     addr,
                     info.clone(),
                     maps_tx,
+                    session,
                 ));
             }
             Join::Static { map, .. } => {

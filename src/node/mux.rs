@@ -1,20 +1,24 @@
-//! One port for everything a node serves: the node-to-node link, the native client protocol
-//! and HTTP (when the node is asked to serve it on that port, as seed 001's static view
-//! needs), told apart by the first bytes of each connection.
+//! One port for everything a node serves: the node-to-node link, the native client protocol,
+//! HTTP (when the node is asked to serve it on that port, as seed 001 needs) and the
+//! coordinator embedded in the node (seed 001's `VIEW[0]`), told apart by the first bytes of
+//! each connection.
 //!
-//! A node is known to its peers and to clients by one address (the static view of seed 001
-//! and the participants of seed 002 name nodes by a single `ip:port`), so the node's
-//! `--listen` port carries all of them. The three protocols differ from their very first
-//! bytes:
+//! A node is known to its peers and to clients by one address (seed 001's `VIEW` and the
+//! participants of seed 002 name nodes by a single `ip:port`), so the node's `--listen` port
+//! carries all of them. The protocols differ from their very first bytes:
 //!
 //! * a link dialer writes the [`PREAMBLE`] `KVL1` before its `Hello`;
+//! * a node or operator reaching the embedded coordinator writes [`COORDINATOR_PREAMBLE`]
+//!   `KVC1` before its native frames;
 //! * an HTTP request starts with its method, ASCII uppercase letters;
 //! * a native client frame starts with a big-endian `u32` length whose first byte is 0 for
 //!   any frame under 16 MiB, and never a letter (native frames are capped far below 1 GiB).
 //!
-//! The multiplexer only *peeks*: nothing is consumed, so whichever component receives the
-//! stream reads it from its first byte (the link checks the preamble itself; a native client's
-//! length prefix is intact). A connection that sends nothing decisive within
+//! The multiplexer *peeks*: nothing is consumed, so whichever component receives the stream
+//! reads it from its first byte (the link checks the preamble itself; a native client's
+//! length prefix is intact). The one exception is the coordinator's preamble, which the mux
+//! reads off: the coordinator speaks plain native frames, on its own port as here. A
+//! connection that sends nothing decisive within
 //! [`MuxConfig::sniff_timeout`] is closed, so silent sockets cannot pile up. Connections being
 //! sniffed are capped ([`MuxConfig::max_pending`]); beyond that the mux stops accepting and
 //! further connections wait in the kernel's backlog.
@@ -33,6 +37,8 @@ use kv_components::task::{tell_weak, TaskGuard};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+pub use crate::coordinator::PREAMBLE as COORDINATOR_PREAMBLE;
+use crate::coordinator::{self, CoordinatorConfig, HandedConn};
 use crate::http::{self, HandedStreams, HttpState};
 use crate::native::{AdoptClient, ClientEndpoint};
 
@@ -41,24 +47,35 @@ use crate::native::{AdoptClient, ClientEndpoint};
 pub enum Protocol {
     /// Node-to-node perfect link (starts with [`PREAMBLE`]).
     Link,
+    /// The coordinator embedded in the node (starts with [`COORDINATOR_PREAMBLE`]).
+    Coordinator,
     /// The native client protocol (anything else that does not start with a letter).
     Native,
     /// HTTP (starts with an uppercase ASCII letter, the request method).
     Http,
 }
 
-/// Bytes enough to decide in every case (the length of [`PREAMBLE`]).
+/// Bytes enough to decide in every case (the length of [`PREAMBLE`], which
+/// [`COORDINATOR_PREAMBLE`] shares).
 pub const SNIFF_LEN: usize = PREAMBLE.len();
 
+const _: () = assert!(COORDINATOR_PREAMBLE.len() == SNIFF_LEN);
+
 /// The protocol of a connection whose first bytes are `prefix`, or `None` when more bytes
-/// are needed: only while `prefix` is a strict prefix of [`PREAMBLE`] (`K`, `KV`, `KVL`),
-/// which could still turn out to be the link or an HTTP method. With [`SNIFF_LEN`] bytes or
-/// more the answer is always `Some`. An empty prefix needs more bytes.
+/// are needed: only while `prefix` is a strict prefix of [`PREAMBLE`] or
+/// [`COORDINATOR_PREAMBLE`] (`K`, `KV`, `KVL`, `KVC`), which could still turn out to be
+/// either or an HTTP method. With [`SNIFF_LEN`] bytes or more the answer is always `Some`.
+/// An empty prefix needs more bytes.
 pub fn classify(prefix: &[u8]) -> Option<Protocol> {
     let first = *prefix.first()?;
-    let seen = prefix.len().min(PREAMBLE.len());
-    if prefix[..seen] == PREAMBLE[..seen] {
-        return (seen == PREAMBLE.len()).then_some(Protocol::Link);
+    let seen = prefix.len().min(SNIFF_LEN);
+    for (preamble, protocol) in [
+        (PREAMBLE, Protocol::Link),
+        (COORDINATOR_PREAMBLE, Protocol::Coordinator),
+    ] {
+        if prefix[..seen] == preamble[..seen] {
+            return (seen == SNIFF_LEN).then_some(protocol);
+        }
     }
     if first.is_ascii_uppercase() {
         Some(Protocol::Http)
@@ -101,6 +118,27 @@ pub fn serve_http(state: HttpState, local: SocketAddr) -> (mpsc::Sender<HttpConn
     (inbox, task)
 }
 
+/// Connections for the embedded coordinator sniffed but not yet taken; beyond that the mux
+/// closes new ones (nodes reconnect).
+pub const COORDINATOR_INBOX: usize = 256;
+
+/// Starts the coordinator embedded in the node whose shared port is reached at `host`, on the
+/// connections the mux hands it: returns the inbox to put in [`Targets::coordinator`] and the
+/// task serving it (dropping the guard stops the coordinator and closes its connections).
+pub fn serve_coordinator(
+    config: CoordinatorConfig,
+    host: SocketAddr,
+) -> (mpsc::Sender<HandedConn>, TaskGuard) {
+    let (inbox, handed) = mpsc::channel(COORDINATOR_INBOX);
+    let task = TaskGuard::spawn(coordinator::serve_handed(
+        handed,
+        config,
+        host,
+        std::future::pending(),
+    ));
+    (inbox, task)
+}
+
 /// Where the multiplexer hands connections. Weak references: the mux never keeps a
 /// component alive, and a connection for a component that stopped is closed.
 pub struct Targets {
@@ -111,6 +149,9 @@ pub struct Targets {
     /// The HTTP front end's inbox, if the node serves HTTP on this port; without one (or
     /// when it is full or closed) HTTP connections are closed.
     pub http: Option<mpsc::Sender<HttpConn>>,
+    /// The embedded coordinator's inbox, if this node runs one (see [`serve_coordinator`]);
+    /// without one, coordinator connections are closed.
+    pub coordinator: Option<mpsc::Sender<HandedConn>>,
 }
 
 /// How the multiplexer sniffs.
@@ -161,7 +202,12 @@ pub fn serve(listener: TcpListener, targets: Targets, config: MuxConfig) -> Task
                     Ok((stream, from)) => {
                         let timeout = config.sniff_timeout;
                         pending.push(async move {
-                            let sniffed = sniff(&stream, timeout).await;
+                            let sniffed = match sniff(&stream, timeout).await {
+                                Ok(Protocol::Coordinator) => skip_preamble(&stream, timeout)
+                                    .await
+                                    .map(|()| Protocol::Coordinator),
+                                other => other,
+                            };
                             (stream, from, sniffed)
                         });
                     }
@@ -201,6 +247,28 @@ pub async fn sniff(stream: &TcpStream, timeout: Duration) -> Result<Protocol, Sn
         .map_err(|_| SniffError::Silent(timeout))?
 }
 
+/// Reads off [`COORDINATOR_PREAMBLE`], which [`sniff`] has seen: its bytes have arrived, so
+/// this only waits if the socket reports them readable late.
+async fn skip_preamble(stream: &TcpStream, timeout: Duration) -> Result<(), SniffError> {
+    let reading = async {
+        let mut left = COORDINATOR_PREAMBLE.len();
+        let mut buf = [0u8; SNIFF_LEN];
+        while left > 0 {
+            stream.readable().await?;
+            match stream.try_read(&mut buf[..left]) {
+                Ok(0) => return Err(SniffError::Closed),
+                Ok(n) => left -= n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(timeout, reading)
+        .await
+        .map_err(|_| SniffError::Silent(timeout))?
+}
+
 /// Gives the stream to its protocol's component; dropping it instead closes it.
 fn hand_over(targets: &Targets, protocol: Protocol, stream: TcpStream, from: SocketAddr) {
     tracing::trace!(%from, ?protocol, "mux: connection sniffed");
@@ -209,6 +277,10 @@ fn hand_over(targets: &Targets, protocol: Protocol, stream: TcpStream, from: Soc
         Protocol::Native => tell_weak(&targets.native, AdoptClient { stream, from }),
         Protocol::Http => match &targets.http {
             Some(http) => http.try_send(HttpConn { stream, from }).is_ok(),
+            None => false,
+        },
+        Protocol::Coordinator => match &targets.coordinator {
+            Some(coordinator) => coordinator.try_send((stream, from)).is_ok(),
             None => false,
         },
     };
@@ -228,11 +300,19 @@ mod tests {
     }
 
     #[test]
+    fn the_coordinator_preamble_is_the_coordinator() {
+        assert_eq!(classify(b"KVC1"), Some(Protocol::Coordinator));
+        assert_eq!(classify(b"KVC1\0\0\0\x20"), Some(Protocol::Coordinator));
+        assert_eq!(classify(b"KVC2"), Some(Protocol::Http));
+    }
+
+    #[test]
     fn a_partial_preamble_needs_more_bytes() {
         assert_eq!(classify(b""), None);
         assert_eq!(classify(b"K"), None);
         assert_eq!(classify(b"KV"), None);
         assert_eq!(classify(b"KVL"), None);
+        assert_eq!(classify(b"KVC"), None);
     }
 
     #[test]

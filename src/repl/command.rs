@@ -15,6 +15,8 @@ pub enum Command {
     Op(KvOp),
     /// Show the cluster's layout.
     Status,
+    /// Take a node out of the cluster (named by address or id, as typed).
+    Leave(String),
     /// Show the command summary.
     Help,
     /// Leave the REPL.
@@ -47,7 +49,7 @@ pub enum CommandError {
 }
 
 /// Every command: name, usage and what it does; the `help` text is made from it.
-pub const COMMANDS: [(&str, &str, &str); 8] = [
+pub const COMMANDS: [(&str, &str, &str); 9] = [
     ("get", "get KEY", "print the value of KEY, or (nil)"),
     ("put", "put KEY VALUE", "set KEY to VALUE"),
     (
@@ -59,7 +61,12 @@ pub const COMMANDS: [(&str, &str, &str); 8] = [
     (
         "status",
         "status",
-        "show groups, members, leaders and epoch",
+        "show groups, members, leaders, epoch, reconfiguration",
+    ),
+    (
+        "leave",
+        "leave NODE",
+        "remove NODE (address or id) from the cluster",
     ),
     ("help", "help", "show this list"),
     ("quit", "quit", "leave (also exit, Ctrl-D)"),
@@ -92,6 +99,7 @@ pub fn parse_line(line: &str) -> Result<Command, CommandError> {
         })),
         ("del", [key]) => Ok(Command::Op(KvOp::Delete { key: key_of(key)? })),
         ("status", []) => Ok(Command::Status),
+        ("leave", [node]) => Ok(Command::Leave(node.text())),
         ("help", []) => Ok(Command::Help),
         ("quit" | "exit", []) => Ok(Command::Quit),
         _ => Err(arity),
@@ -167,6 +175,11 @@ mod tests {
         );
         assert_eq!(parse_line("Exit"), Ok(Command::Quit));
         assert_eq!(parse_line("status"), Ok(Command::Status));
+        assert_eq!(
+            parse_line("LEAVE 127.0.0.1:7003"),
+            Ok(Command::Leave("127.0.0.1:7003".into()))
+        );
+        assert!(parse_line("leave").is_err());
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! [`ReplBackend`], so every command, error message and edge case is tested without a
 //! terminal; [`run`] only adds rustyline's editing and history around it.
 //!
-//! Commands: `get KEY`, `put KEY VALUE`, `cas KEY EXPECTED NEW`, `del KEY`, `status`, `help`,
-//! `quit`/`exit` (command words in any case). Values with spaces go in double or single
+//! Commands: `get KEY`, `put KEY VALUE`, `cas KEY EXPECTED NEW`, `del KEY`, `status`,
+//! `leave NODE`, `help`, `quit`/`exit` (command words in any case). Values with spaces go in double or single
 //! quotes, with backslash escapes inside quotes. In `cas`, the bare word `nil` as EXPECTED
 //! means "the key is absent"; `"nil"` (quoted) is the three-letter string.
 
@@ -27,11 +27,23 @@ use crate::service::{KvService, MemoryService, ServiceError};
 pub type StatusPending<'a> =
     Pin<Box<dyn Future<Output = Result<String, ServiceError>> + Send + 'a>>;
 
-/// What the REPL talks to: a [`KvService`] for the key commands plus a status report, which
-/// is about the cluster rather than any key and so is not part of the service seam.
+/// What the REPL talks to: a [`KvService`] for the key commands plus a status report and
+/// membership commands, which are about the cluster rather than any key and so are not part
+/// of the service seam.
 pub trait ReplBackend: KvService {
     /// Describes the cluster (epoch, groups, members, leaders, standbys), ready to print.
     fn status(&self) -> StatusPending<'_>;
+
+    /// Takes the node `node` (as the user typed it) out of the cluster; the text says what
+    /// changed. Backends without a cluster refuse.
+    fn leave(&self, node: String) -> StatusPending<'_> {
+        let _ = node;
+        Box::pin(async {
+            Err(ServiceError::Rejected(
+                "there is no cluster to leave here".to_owned(),
+            ))
+        })
+    }
 }
 
 impl ReplBackend for MemoryService {
@@ -64,6 +76,10 @@ pub async fn execute_line(line: &str, backend: &dyn ReplBackend) -> Outcome {
         Command::Help => help_text(),
         Command::Status => backend
             .status()
+            .await
+            .unwrap_or_else(|e| render::service_error(&e)),
+        Command::Leave(node) => backend
+            .leave(node)
             .await
             .unwrap_or_else(|e| render::service_error(&e)),
         Command::Op(op) => match backend.execute(op).await {

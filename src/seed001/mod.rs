@@ -1,97 +1,103 @@
 //! Seed 001's start-up mode: `kv node` with `K`, `VIEW` and `IPPORT` in its environment and
-//! no `--bootstrap` forms the cluster from that static view, with no coordinator process.
+//! no `--bootstrap` joins a cluster whose coordinator runs inside the node at `VIEW[0]`.
 //!
-//! Every node is given the same `VIEW` and computes the same slot map on its own, so nothing
-//! needs to be agreed at run time:
+//! There is no coordinator process: the node whose `IPPORT` is `VIEW[0]` runs the bootstrap
+//! coordinator itself, behind its one port (connections that start with the preamble `KVC1`
+//! go to it; see [`crate::node::mux`]). Every node, that one included, checks in with it
+//! through that preamble, exactly as a `--bootstrap` node checks in with `kv bootstrap`:
 //!
-//! - node ids come from `VIEW` positions: the i-th address (1-based) is node `i`;
-//! - the map is [`form`]`(nodes in VIEW order, K)`, the function the bootstrap coordinator
-//!   uses: the first K nodes are partition 0, the next K partition 1, ...; the
-//!   `|VIEW| mod K` nodes left over are standbys, which seed 001 calls proxies (they serve
-//!   every key by forwarding it to its partition);
-//! - every node is reached at its one `VIEW` address for everything: the node-to-node link,
-//!   the native protocol and seed 001's HTTP API share the port (see [`crate::node::mux`]).
-//!
-//! A static view is fixed: `update_view` answers an error ([`STATIC_VIEW`]); changing the
-//! cluster at run time needs nodes started with `--bootstrap`. A node that restarts comes
-//! back under the same id with an empty memory, so restarts are not supported in this mode
-//! (the coordinator mode gives a restarted process a fresh id).
+//! - the coordinator forms the cluster once `|VIEW|` nodes have checked in, in `VIEW` order
+//!   whatever order they arrive in: the first K nodes are partition 0, the next K partition 1,
+//!   ...; the `|VIEW| mod K` nodes left over are standbys, which seed 001 calls proxies (they
+//!   serve every key by forwarding it to its partition);
+//! - node ids are fresh and random per process, so a restarted node is a new node (it never
+//!   comes back under an id whose promises it forgot);
+//! - every node is reached at its `IPPORT` for everything: the node-to-node link, the native
+//!   protocol, seed 001's HTTP API and (at `VIEW[0]`) the coordinator share the port; the map
+//!   names a node by that address, so `update_view`'s `ip_port` finds it;
+//! - a node started later with a `VIEW` that contains it checks in the same way and is placed
+//!   by the planner (a proxy, or a member of a new partition once K of them wait);
+//!   `update_view?type=add` waits until it is placed, `type=remove` takes a node out (both
+//!   through the coordinator; see [`crate::http`]). The node at `VIEW[0]` cannot be removed:
+//!   the coordinator runs there.
 
 mod view;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use kv_components::bootstrap::formation::{form, FormError};
-use kv_ports::ids::NodeId;
-use kv_ports::membership::{NodeInfo, SlotMap};
+use crate::coordinator::{CoordinatorAddr, CoordinatorConfig};
+use crate::node::{Join, NodeConfig, NodeOptions};
 
-pub use view::{StaticView, ViewError, IPPORT, K, VIEW};
+pub use view::{InitialView, ViewError, IPPORT, K, VIEW};
 
-use crate::node::{Join, NodeConfig};
-
-/// What `update_view` answers on a node of a static view.
-pub const STATIC_VIEW: &str = "this node was started from a static view (K, VIEW, IPPORT), \
-     which cannot change; update_view needs nodes started in --bootstrap mode";
-
-impl StaticView {
-    /// The id of the node at `VIEW` position `index` (0-based): positions count from 1, as
-    /// id 0 is reserved.
-    pub fn id_at(index: usize) -> NodeId {
-        NodeId(index as u64 + 1)
+impl InitialView {
+    /// Whether this node is `VIEW[0]`, which runs the coordinator.
+    pub fn hosts_coordinator(&self) -> bool {
+        self.view[0] == self.me
     }
 
-    /// This node's id.
-    pub fn my_id(&self) -> NodeId {
-        StaticView::id_at(self.position())
+    /// The coordinator every node of this view checks in with: inside the node at `VIEW[0]`.
+    pub fn coordinator(&self) -> CoordinatorAddr {
+        CoordinatorAddr::shared(self.view[0])
     }
 
-    /// Every node of the view, reached at its one address for the link, the native protocol
-    /// and HTTP.
-    pub fn nodes(&self) -> Vec<NodeInfo> {
-        self.view
-            .iter()
-            .enumerate()
-            .map(|(i, &addr)| NodeInfo {
-                http: Some(addr),
-                ..NodeInfo::at(StaticView::id_at(i), addr)
-            })
-            .collect()
+    /// The configuration of the coordinator `VIEW[0]` runs: groups of K, formed once every
+    /// node of `VIEW` checked in, in `VIEW` order.
+    pub fn coordinator_config(&self) -> CoordinatorConfig {
+        CoordinatorConfig {
+            min_nodes: self.view.len(),
+            formation_order: self.view.clone(),
+            ..CoordinatorConfig::new(self.k)
+        }
     }
 
-    /// The slot map every node of this view computes.
-    pub fn map(&self) -> Result<SlotMap, FormError> {
-        form(&self.nodes(), self.k)
-    }
-
-    /// The node's configuration: the map, its id, listening on `listen` (normally `IPPORT`)
-    /// for everything, HTTP included, and RESP on `resp` if given.
+    /// The node's configuration and options: listening on `listen` (normally `IPPORT`) for
+    /// everything, HTTP included, and RESP on `resp` if given; known to the others as `IPPORT`;
+    /// running the coordinator if it is `VIEW[0]`, which then dials itself on `listen`.
     pub fn node_config(
         &self,
         listen: SocketAddr,
         resp: Option<SocketAddr>,
-    ) -> Result<NodeConfig, FormError> {
-        Ok(NodeConfig {
+    ) -> (NodeConfig, NodeOptions) {
+        let host = self.hosts_coordinator();
+        let coordinator = if host {
+            CoordinatorAddr::shared(dialable(listen))
+        } else {
+            self.coordinator()
+        };
+        let config = NodeConfig {
             listen,
-            join: Join::Static {
-                map: self.map()?,
-                id: self.my_id(),
-            },
+            join: Join::Coordinator(coordinator),
             resp,
             http: Some(listen),
-        })
+        };
+        let options = NodeOptions {
+            advertise: Some(self.me),
+            coordinator: host.then(|| self.coordinator_config()),
+        };
+        (config, options)
     }
+}
+
+/// `listen` as this machine can dial it: loopback for an unspecified IP.
+fn dialable(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kv_ports::ids::GroupId;
 
-    fn view(n: usize, k: u32, me: usize) -> StaticView {
+    fn view(n: usize, k: u32, me: usize) -> InitialView {
         let view: Vec<SocketAddr> = (0..n)
             .map(|i| format!("10.0.0.{}:8080", 21 + i).parse().unwrap())
             .collect();
-        StaticView {
+        InitialView {
             k,
             me: view[me],
             view,
@@ -99,34 +105,38 @@ mod tests {
     }
 
     #[test]
-    fn every_node_computes_the_same_map() {
-        let maps: Vec<SlotMap> = (0..4).map(|me| view(4, 2, me).map().unwrap()).collect();
-        assert!(maps.windows(2).all(|w| w[0] == w[1]));
-        let map = &maps[0];
-        assert_eq!(map.members_of(GroupId(0)), &[NodeId(1), NodeId(2)]);
-        assert_eq!(map.members_of(GroupId(1)), &[NodeId(3), NodeId(4)]);
-        assert!(map.standbys.is_empty());
-        let ids: Vec<NodeId> = (0..4).map(|me| view(4, 2, me).my_id()).collect();
-        assert_eq!(ids, [NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
-    }
+    fn view_0_runs_the_coordinator_every_node_checks_in_with() {
+        let first = view(4, 2, 0);
+        assert!(first.hosts_coordinator());
+        let (config, options) = first.node_config(first.me, None);
+        let embedded = options.coordinator.expect("VIEW[0] runs the coordinator");
+        assert_eq!(embedded.replication, 2);
+        assert_eq!(embedded.min_nodes, 4);
+        assert_eq!(embedded.formation_order, first.view);
+        assert!(matches!(config.join, Join::Coordinator(c) if c == first.coordinator()));
 
-    #[test]
-    fn spare_nodes_are_standbys() {
-        let map = view(7, 2, 6).map().unwrap();
-        assert_eq!(map.groups.len(), 3);
-        assert_eq!(map.standbys, vec![NodeId(7)]);
-        assert_eq!(map.group_of_node(NodeId(7)), None);
+        let third = view(4, 2, 2);
+        assert!(!third.hosts_coordinator());
+        let (config, options) = third.node_config(third.me, None);
+        assert!(options.coordinator.is_none());
+        let Join::Coordinator(coordinator) = config.join else {
+            panic!("a coordinator join")
+        };
+        assert_eq!(coordinator, CoordinatorAddr::shared(first.me));
     }
 
     #[test]
     fn nodes_are_reached_at_their_view_address() {
         let v = view(4, 2, 1);
-        let config = v.node_config(v.me, None).unwrap();
-        assert_eq!(config.http, Some(v.me));
-        let Join::Static { map, id } = config.join else {
-            panic!("a static join")
+        let listen: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let (config, options) = v.node_config(listen, None);
+        assert_eq!((config.listen, config.http), (listen, Some(listen)));
+        assert_eq!(options.advertise, Some(v.me));
+        // VIEW[0] listening on every interface dials its own coordinator on loopback.
+        let (config, _) = view(4, 2, 0).node_config(listen, None);
+        let Join::Coordinator(coordinator) = config.join else {
+            panic!("a coordinator join")
         };
-        let me = map.node(id).unwrap();
-        assert_eq!((me.link, me.client, me.http), (v.me, v.me, Some(v.me)));
+        assert_eq!(coordinator.addr, "127.0.0.1:8080".parse().unwrap());
     }
 }

@@ -10,10 +10,10 @@ pub const VIEW: &str = "VIEW";
 /// See [`K`].
 pub const IPPORT: &str = "IPPORT";
 
-/// The static view a seed 001 node starts from, checked: `k >= 1`, `k <= view.len()`, the
+/// The view a seed 001 node starts from (the cluster may change later), checked: `k >= 1`, `k <= view.len()`, the
 /// addresses distinct and dialable (no unspecified IP, no port 0), `me` among them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StaticView {
+pub struct InitialView {
     /// Replicas per partition.
     pub k: u32,
     /// Every node's `ip:port`, in `VIEW` order (the order that decides the partitions).
@@ -22,7 +22,7 @@ pub struct StaticView {
     pub me: SocketAddr,
 }
 
-/// Why the environment does not describe a static view. Every message is one line.
+/// Why the environment does not describe a seed 001 view. Every message is one line.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ViewError {
     /// A variable is unset (the others are named so the user sees the whole requirement).
@@ -73,10 +73,10 @@ pub enum ViewError {
     },
 }
 
-impl StaticView {
+impl InitialView {
     /// Reads the process environment.
-    pub fn from_env() -> Result<StaticView, ViewError> {
-        StaticView::from_vars(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<InitialView, ViewError> {
+        InitialView::from_vars(|name| std::env::var(name).ok())
     }
 
     /// Whether any of the three variables is set (the node then means the seed 001 mode).
@@ -87,7 +87,7 @@ impl StaticView {
     /// Reads the variables through `var` (the environment, or a table in tests). Whitespace
     /// around values and `VIEW` entries is ignored, and so are empty `VIEW` entries (a
     /// trailing comma).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<StaticView, ViewError> {
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<InitialView, ViewError> {
         let get = |name: &'static str| var(name).ok_or(ViewError::Missing(name));
         let (k_text, view_text, me_text) = (get(K)?, get(VIEW)?, get(IPPORT)?);
         let k = match k_text.trim().parse::<u32>() {
@@ -108,7 +108,7 @@ impl StaticView {
                 nodes: view.len(),
             });
         }
-        Ok(StaticView { k, view, me })
+        Ok(InitialView { k, view, me })
     }
 
     /// This node's position in `VIEW` (0-based).
@@ -159,8 +159,8 @@ mod tests {
         k: Option<&str>,
         view: Option<&str>,
         me: Option<&str>,
-    ) -> Result<StaticView, ViewError> {
-        StaticView::from_vars(|name| match name {
+    ) -> Result<InitialView, ViewError> {
+        InitialView::from_vars(|name| match name {
             K => k.map(str::to_owned),
             VIEW => view.map(str::to_owned),
             IPPORT => me.map(str::to_owned),

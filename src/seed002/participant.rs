@@ -21,7 +21,7 @@ pub async fn run(
 ) -> Result<(), Seed002Error> {
     let node = Node::start(NodeConfig {
         listen: address,
-        join: Join::Coordinator(coordinator),
+        join: Join::Coordinator(coordinator.into()),
         resp: None,
         http: None,
     })

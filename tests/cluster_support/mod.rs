@@ -246,39 +246,72 @@ impl Drop for Cluster {
     }
 }
 
-/// Seed 001's static view: `kv node` processes started with `K`, `VIEW` and `IPPORT` in their
-/// environment and no coordinator. Every process is killed when dropped; a failing test prints
-/// the tail of every log.
-pub struct StaticViewCluster {
-    /// Every node's one address (`VIEW`, in order).
+/// Seed 001's mode: `kv node` processes started with `K`, `VIEW` and `IPPORT` in their
+/// environment and no `--bootstrap`; the node at `VIEW[0]` runs the coordinator. Nodes can be
+/// added later (started with the view so far plus themselves, as seed 001's harness does).
+/// Every process is killed when dropped; a failing test prints the tail of every log.
+pub struct Seed001Cluster {
+    /// Every node started and not forgotten, in start order (the last node's `VIEW`).
     pub view: Vec<SocketAddr>,
-    procs: Vec<Proc>,
+    k: u32,
+    dir: PathBuf,
+    procs: Vec<(SocketAddr, Proc)>,
+    dead: Vec<Proc>,
 }
 
-impl StaticViewCluster {
+impl Seed001Cluster {
     /// Starts `n` nodes with `K = k` on free loopback ports.
-    pub fn start(name: &str, n: usize, k: u32) -> StaticViewCluster {
+    pub fn start(name: &str, n: usize, k: u32) -> Seed001Cluster {
         let dir = std::env::temp_dir().join(format!("kv-test-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create log dir");
-        let view = free_addrs(n);
-        let list = view
+        let mut cluster = Seed001Cluster {
+            view: free_addrs(n),
+            k,
+            dir,
+            procs: Vec::new(),
+            dead: Vec::new(),
+        };
+        for me in cluster.view.clone() {
+            cluster.spawn(me);
+        }
+        cluster
+    }
+
+    /// Starts one more node on a free port, its `VIEW` the nodes so far and itself; returns
+    /// its address (its `IPPORT`).
+    pub fn start_node(&mut self) -> SocketAddr {
+        let me = free_addrs(1)[0];
+        self.view.push(me);
+        self.spawn(me);
+        me
+    }
+
+    fn spawn(&mut self, me: SocketAddr) {
+        let list = self
+            .view
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let procs = view
-            .iter()
-            .enumerate()
-            .map(|(i, me)| {
-                let env = [
-                    ("K", k.to_string()),
-                    ("VIEW", list.clone()),
-                    ("IPPORT", me.to_string()),
-                ];
-                Proc::spawn_env(&format!("node {}", i + 1), &["node".into()], &env, &dir)
-            })
-            .collect();
-        StaticViewCluster { view, procs }
+        let env = [
+            ("K", self.k.to_string()),
+            ("VIEW", list),
+            ("IPPORT", me.to_string()),
+        ];
+        let name = format!("node {}", self.procs.len() + self.dead.len() + 1);
+        let proc = Proc::spawn_env(&name, &["node".into()], &env, &self.dir);
+        self.procs.push((me, proc));
+    }
+
+    /// Kills the node at `addr` and leaves it out of later nodes' `VIEW` (after it was
+    /// removed with `update_view`).
+    pub fn forget(&mut self, addr: SocketAddr) {
+        self.view.retain(|a| *a != addr);
+        if let Some(at) = self.procs.iter().position(|(a, _)| *a == addr) {
+            let (_, mut proc) = self.procs.remove(at);
+            proc.kill();
+            self.dead.push(proc);
+        }
     }
 
     /// A client session on the nodes' native protocol (served on the same port).
@@ -305,10 +338,10 @@ impl StaticViewCluster {
     }
 }
 
-impl Drop for StaticViewCluster {
+impl Drop for Seed001Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for p in &self.procs {
+            for p in self.procs.iter().map(|(_, p)| p).chain(&self.dead) {
                 print_tail(p);
             }
         }

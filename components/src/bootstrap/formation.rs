@@ -4,7 +4,10 @@
 //! view (nodes in `VIEW` order, every node computing the map on its own), so it is a pure
 //! function of the ordered list and δ: the first δ nodes form group 0, the next δ group 1, and
 //! so on; the ⌊N/δ⌋·δ-th node onwards are standbys. Slots are cut into contiguous ranges,
-//! group 0 owning the lowest.
+//! group 0 owning the lowest. [`in_given_order`] puts check-ins in an order known in advance
+//! (seed 001's `VIEW`), so a coordinator forms the same groups whoever checked in first.
+
+use std::net::SocketAddr;
 
 use kv_ports::ids::GroupId;
 use kv_ports::membership::{Epoch, GroupInfo, NodeInfo, SlotMap};
@@ -65,6 +68,19 @@ pub fn form(nodes: &[NodeInfo], replication: u32) -> Result<SlotMap, FormError> 
     Ok(map)
 }
 
+/// Sorts `nodes` by the position of their address in `order` (any of a node's addresses
+/// counts); nodes whose addresses are not in `order` go last, keeping their relative order
+/// (the sort is stable), as do all nodes when `order` is empty.
+pub fn in_given_order(nodes: &mut [NodeInfo], order: &[SocketAddr]) {
+    let position = |n: &NodeInfo| {
+        order
+            .iter()
+            .position(|a| *a == n.link || *a == n.client || Some(*a) == n.http)
+            .unwrap_or(usize::MAX)
+    };
+    nodes.sort_by_key(position);
+}
+
 /// The node entries sorted by id, refusing duplicates.
 fn sorted_unique(nodes: &[NodeInfo]) -> Result<Vec<NodeInfo>, FormError> {
     let mut sorted = nodes.to_vec();
@@ -102,6 +118,26 @@ mod tests {
         assert_eq!(map.members_of(GroupId(1)), &[NodeId(3), NodeId(2)]);
         assert_eq!(map.standbys, vec![NodeId(1)]);
         assert_eq!(map.epoch, Epoch(1));
+    }
+
+    #[test]
+    fn a_given_order_decides_the_groups() {
+        let mut nodes = infos(5);
+        nodes.reverse();
+        // Node 2 by its link, node 4 by its client address, node 1 by its HTTP address.
+        nodes[4].http = Some(([10, 0, 0, 1], 80).into());
+        let order = [
+            infos(2)[1].link,
+            infos(4)[3].client,
+            ([10, 0, 0, 1], 80).into(),
+        ];
+        in_given_order(&mut nodes, &order);
+        let ids: Vec<u64> = nodes.iter().map(|n| n.id.0).collect();
+        assert_eq!(ids, [2, 4, 1, 5, 3], "listed first, the rest as they came");
+        let map = form(&nodes, 2).unwrap();
+        assert_eq!(map.members_of(GroupId(0)), &[NodeId(2), NodeId(4)]);
+        in_given_order(&mut nodes, &[]);
+        assert_eq!(nodes[0].id, NodeId(2), "an empty order changes nothing");
     }
 
     #[test]

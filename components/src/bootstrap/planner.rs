@@ -48,6 +48,15 @@ pub enum PlanError {
     /// would be lost (a leave is refused; a failure means the data is already gone).
     #[error("group {0} would have no members left")]
     GroupLost(GroupId),
+    /// A failed member's group has too few live members left to decide its own
+    /// reconfiguration (a StopSign needs a majority of the configuration it ends): the group
+    /// stays as it is, without a majority, until its members come back.
+    #[error("group {0} has lost the majority it needs to replace a member")]
+    NoQuorum(GroupId),
+    /// The node was removed from the cluster (it left or was declared failed); a process
+    /// that comes back under the same id is refused. Restarted, it joins as a new node.
+    #[error("node {0} was removed from the cluster; restart it to join as a new node")]
+    Removed(NodeId),
     /// The planner broke a map invariant (a bug, reported rather than published).
     #[error("planned map is invalid: {0}")]
     Invalid(#[from] MapError),

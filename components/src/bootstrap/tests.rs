@@ -390,21 +390,110 @@ fn a_standby_join_is_published_at_once_and_a_group_change_waits_for_its_plan() {
     assert_eq!(c.current().epoch.0, 4);
 }
 
+/// Seven nodes with δ = 3: groups [1,2,3] and [4,5,6], standby 7.
+fn seven_of_three() -> CoordinatorCore {
+    let mut c = coordinator(3);
+    for i in 1..=7 {
+        c.check_in(info(i));
+    }
+    assert_eq!(c.current().standbys, vec![NodeId(7)]);
+    c
+}
+
 #[test]
 fn a_suspicion_past_the_grace_period_replaces_the_node() {
+    let mut c = seven_of_three();
+    c.suspect(NodeId(1), NodeId(2));
+    c.suspect(NodeId(1), NodeId(99));
+    c.disconnected(NodeId(2));
+    assert_eq!(c.status().suspected, vec![NodeId(2)]);
+    assert!(
+        c.tick().is_empty() && c.tick().is_empty(),
+        "one voter of six"
+    );
+    for r in [3, 4, 5] {
+        c.suspect(NodeId(r), NodeId(2));
+    }
+    assert!(c.tick().is_empty());
+    let out = c.tick();
+    assert_eq!(out[0], CoordinatorOutput::Failed(NodeId(2)));
+    let p = executed(&out).expect("replacement");
+    assert_eq!(
+        p.target.members_of(GroupId(0)),
+        &[NodeId(1), NodeId(3), NodeId(7)]
+    );
+    c.plan_done(p.target.epoch);
+    assert!(c.current().node(NodeId(2)).is_none());
+    let again = c.check_in(info(2));
+    assert!(
+        matches!(
+            again.as_slice(),
+            [CoordinatorOutput::Refused(_, PlanError::Removed(_))]
+        ),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn a_new_member_dying_while_joining_can_be_suspected() {
+    let mut c = seven_of_three();
+    c.check_in(info(8));
+    let out = c.check_in(info(9));
+    let p = executed(&out).expect("a third group").clone();
+    for r in [1, 2, 3, 4, 5] {
+        c.suspect(NodeId(r), NodeId(9));
+    }
+    c.tick();
+    let out = c.tick();
+    assert_eq!(out, vec![CoordinatorOutput::Failed(NodeId(9))]);
+    assert_eq!(
+        c.status().queued,
+        1,
+        "planned once the plan under way is done"
+    );
+    let out = c.plan_done(p.target.epoch);
+    assert!(executed(&out).is_some(), "the failure is planned next");
+}
+
+#[test]
+fn a_group_without_a_live_majority_is_not_reconfigured() {
+    // δ = 2: a group of two that loses one member cannot decide a StopSign.
     let mut c = coordinator(2);
     for i in 1..=5 {
         c.check_in(info(i));
     }
-    c.suspect(NodeId(1), NodeId(2));
-    c.suspect(NodeId(1), NodeId(99));
-    assert_eq!(c.status().suspected, vec![NodeId(2)]);
-    assert!(c.tick().is_empty());
+    for r in [1, 3, 4] {
+        c.suspect(NodeId(r), NodeId(2));
+    }
+    c.tick();
     let out = c.tick();
-    let p = executed(&out).expect("replacement");
-    assert_eq!(p.target.members_of(GroupId(0)), &[NodeId(1), NodeId(5)]);
-    c.plan_done(p.target.epoch);
-    assert!(c.current().node(NodeId(2)).is_none());
+    assert!(
+        matches!(
+            out.as_slice(),
+            [
+                CoordinatorOutput::Failed(_),
+                CoordinatorOutput::Refused(Event::Failed(_), PlanError::NoQuorum(GroupId(0)))
+            ]
+        ),
+        "{out:?}"
+    );
+    assert_eq!(c.status().under_replicated, vec![GroupId(0)]);
+    assert_eq!(c.current().epoch.0, 2, "unchanged");
+    // δ = 3: the second of two simultaneous failures in one group is refused too.
+    let mut c = seven_of_three();
+    for n in [1, 2] {
+        for r in [3, 4, 5, 6] {
+            c.suspect(NodeId(r), NodeId(n));
+        }
+    }
+    c.tick();
+    let out = c.tick();
+    let refused: Vec<_> = out
+        .iter()
+        .filter(|o| matches!(o, CoordinatorOutput::Refused(_, PlanError::NoQuorum(_))))
+        .collect();
+    assert_eq!(refused.len(), 2, "{out:?}");
+    assert!(executed(&out).is_none());
 }
 
 #[test]
@@ -414,6 +503,7 @@ fn a_restored_suspicion_changes_nothing() {
         c.check_in(info(i));
     }
     c.suspect(NodeId(1), NodeId(2));
+    c.suspect(NodeId(3), NodeId(2));
     c.tick();
     c.restore(NodeId(1), NodeId(2));
     assert!(c.tick().is_empty() && c.tick().is_empty());
@@ -518,4 +608,21 @@ fn a_restarted_coordinator_adopts_the_nodes_map() {
     assert_eq!(p.target.epoch, held.epoch.next());
     assert_eq!(p.target.groups.len(), 3);
     assert!(restarted.report_map(held).is_empty(), "old news");
+}
+
+#[test]
+fn a_formation_order_forms_groups_whoever_checked_in_first() {
+    let order: Vec<_> = infos(4).iter().map(|n| n.link).collect();
+    let mut c = CoordinatorCore::new(CoordinatorConfig {
+        min_nodes: 4,
+        formation_order: order,
+        ..CoordinatorConfig::new(2)
+    });
+    let mut out = Vec::new();
+    for id in [3, 1, 4, 2] {
+        out = c.check_in(info(id));
+    }
+    let map = published(&out).expect("formed at the fourth check-in");
+    assert_eq!(map.members_of(GroupId(0)), &[NodeId(1), NodeId(2)]);
+    assert_eq!(map.members_of(GroupId(1)), &[NodeId(3), NodeId(4)]);
 }

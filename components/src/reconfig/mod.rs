@@ -11,6 +11,7 @@
 //! everything such nodes say to each other (every message names its configuration).
 //! The design, the invariants and how the simulator checks them: `report/reconfiguration.md`.
 
+pub mod component;
 mod messages;
 mod node;
 #[cfg(test)]

@@ -2,7 +2,7 @@ use kv_components::bootstrap::formation::form;
 use kv_ports::membership::NodeInfo;
 
 use super::*;
-use crate::native::{MemberStatus, NodeStatus};
+use crate::native::{MemberStage, MemberStatus, NodeStatus};
 
 fn info(id: u64) -> NodeInfo {
     let addr = SocketAddr::from(([127, 0, 0, 1], 7000 + id as u16));
@@ -22,6 +22,8 @@ fn says(id: u64, group: u32, leader: Option<u64>) -> (NodeId, StatusReport) {
             group: GroupId(group),
             leader: leader.map(NodeId),
             decided: 0,
+            config: 1,
+            stage: MemberStage::Active,
         }],
         suspected: Vec::new(),
     });

@@ -147,14 +147,16 @@ impl Run {
                 group,
                 config,
                 members,
-                slots: _,
+                slots,
             } => {
                 if !members.contains(&me) {
                     return failed(format!("{me} is not a member of {group}'s configuration"));
                 }
                 let started = self
                     .host
-                    .start(group, |cfg| GroupNode::new(cfg, config, members))
+                    .start(group, |cfg| {
+                        GroupNode::with_slots(cfg, config, members, slots)
+                    })
                     .await;
                 self.started(group, started)
             }

@@ -219,8 +219,11 @@ async fn apply(
     }
     for group in map.groups.iter().filter(|g| g.members.contains(&me)) {
         let (config, members) = (group.config, group.members.clone());
-        host.start(group.id, |cfg| GroupNode::new(cfg, config, members))
-            .await?;
+        let slots = map.slots_of(group.id);
+        host.start(group.id, |cfg| {
+            GroupNode::with_slots(cfg, config, members, slots)
+        })
+        .await?;
     }
     Ok(())
 }

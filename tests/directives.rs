@@ -419,26 +419,18 @@ async fn change_members_and_join_group_move_a_group_keeping_its_data() {
         new_config: 2,
         members: next.clone(),
     };
-    let mut at = 2;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let id = coordinator.fresh();
-        match sessions[at].run(id, &infos, change.clone()).await {
-            DirectiveOutcome::Done => break,
-            DirectiveOutcome::NotLeader { hint } => {
-                at = match hint.and_then(|l| infos[..3].iter().position(|n| n.id == l)) {
-                    Some(leader) => leader,
-                    None => (at + 1) % 3,
-                };
-            }
-            other => panic!("membership change answered {other:?}"),
-        }
-        assert!(Instant::now() < deadline, "the change is not sealed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let outcome = at_leader(
+        &mut coordinator,
+        &mut sessions,
+        &infos,
+        0..3,
+        change.clone(),
+    )
+    .await;
+    assert_eq!(outcome, DirectiveOutcome::Done);
     // Done again at any member once sealed: the change happened, whoever proposed it.
     let again = coordinator.fresh();
-    let outcome = sessions[1].run(again, &infos, change).await;
+    let outcome = sessions[1].run(again, &infos, change.clone()).await;
     assert_eq!(outcome, DirectiveOutcome::Done);
 
     // The new configuration serves, new member included, with every pair written before.
@@ -469,6 +461,22 @@ async fn change_members_and_join_group_move_a_group_keeping_its_data() {
         s.groups.is_empty()
     })
     .await;
+    // Asked again there, the change is known done; a later one is not.
+    let id = coordinator.fresh();
+    let outcome = sessions[0].run(id, &infos, change.clone()).await;
+    assert_eq!(outcome, DirectiveOutcome::Done);
+    let later = Directive::ChangeMembers {
+        group: GroupId(0),
+        from_config: 2,
+        new_config: 3,
+        members: next.clone(),
+    };
+    let id = coordinator.fresh();
+    let outcome = sessions[0].run(id, &infos, later).await;
+    assert!(
+        matches!(outcome, DirectiveOutcome::Failed(_)),
+        "{outcome:?}"
+    );
 
     // Killing a member of the new configuration: the others report the suspicion.
     let victim = infos[3].id;
@@ -483,6 +491,36 @@ async fn change_members_and_join_group_move_a_group_keeping_its_data() {
         Ok(KvResult::Value(Some(bytes("change"))))
     );
     stop_all(nodes).await;
+}
+
+/// Sends `directive` to a member of the group whose sessions are `members` (the last one
+/// first), as the coordinator does: a `NotLeader` is retried at its hint, or at the next
+/// member. Returns the first other answer.
+async fn at_leader(
+    coordinator: &mut FakeCoordinator,
+    sessions: &mut [Session],
+    infos: &[NodeInfo],
+    members: std::ops::Range<usize>,
+    directive: Directive,
+) -> DirectiveOutcome {
+    let mut at = members.end - 1;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let id = coordinator.fresh();
+        match sessions[at].run(id, infos, directive.clone()).await {
+            DirectiveOutcome::NotLeader { hint } => {
+                let hinted = hint.and_then(|l| infos.iter().position(|n| n.id == l));
+                at = match hinted.filter(|i| members.contains(i)) {
+                    Some(leader) => leader,
+                    None if at + 1 < members.end => at + 1,
+                    None => members.start,
+                };
+            }
+            other => return other,
+        }
+        assert!(Instant::now() < deadline, "{directive:?} not done in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A client that knows every live member of configuration 2 (nodes 1 and 2).
@@ -512,5 +550,135 @@ async fn operator_requests_are_relayed_to_the_coordinator() {
         .unwrap();
     assert_eq!(asked.await.unwrap().unwrap(), answer);
     drop(sessions.pop());
+    stop_all(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freeze_and_install_move_a_slot_between_groups() {
+    let mut coordinator = FakeCoordinator::bind().await;
+    let (nodes, mut sessions) = start_nodes(&coordinator, 6).await;
+    let infos: Vec<NodeInfo> = nodes.iter().map(|n| n.info.clone()).collect();
+    let ids: Vec<NodeId> = infos.iter().map(|n| n.id).collect();
+    // Group 0 owns every slot, group 1 (created empty, as a reconfiguration creates groups)
+    // none.
+    for (group, range, slots) in [(0, 0..3, all_slots()), (1, 3..6, Vec::new())] {
+        let start = Directive::StartGroup {
+            group: GroupId(group),
+            config: 1,
+            members: ids[range.clone()].to_vec(),
+            slots,
+        };
+        for i in range {
+            let id = coordinator.fresh();
+            let outcome = sessions[i].run(id, &infos, start.clone()).await;
+            assert_eq!(outcome, DirectiveOutcome::Done);
+        }
+    }
+    let mut map = one_group_map(1, 1, &infos, &ids[..3]);
+    map.standbys.clear();
+    map.groups.push(GroupInfo {
+        id: GroupId(1),
+        config: 1,
+        members: ids[3..].to_vec(),
+    });
+    map.next_group = GroupId(2);
+    map.validate().expect("a valid map");
+    for s in sessions.iter_mut() {
+        s.send(ServerFrame::Map(Some(map.clone()))).await;
+    }
+    for node in &nodes {
+        status_until(node, "its group led", |s| {
+            s.groups.len() == 1 && s.groups[0].leader.is_some()
+        })
+        .await;
+    }
+    let client = Client::connect([infos[0].client], ClientConfig::default()).unwrap();
+    for i in 0..10 {
+        let put = KvOp::Put {
+            key: bytes(&format!("key-{i}")),
+            value: bytes(&format!("value-{i}")),
+        };
+        assert_eq!(client.execute(put).await, Ok(KvResult::Written));
+    }
+
+    // Freeze the slot of key-3 in group 0: its data comes back, and again on a re-freeze.
+    let slot = kv_ports::membership::slot_of(b"key-3");
+    let freeze = Directive::Freeze {
+        group: GroupId(0),
+        slots: vec![slot],
+        epoch: Epoch(2),
+    };
+    let outcome = at_leader(
+        &mut coordinator,
+        &mut sessions,
+        &infos,
+        0..3,
+        freeze.clone(),
+    )
+    .await;
+    let DirectiveOutcome::Frozen(data) = outcome else {
+        panic!("freeze answered {outcome:?}");
+    };
+    assert!(
+        data.pairs.contains(&(bytes("key-3"), bytes("value-3"))),
+        "{data:?}"
+    );
+    let again = at_leader(&mut coordinator, &mut sessions, &infos, 0..3, freeze).await;
+    assert_eq!(again, DirectiveOutcome::Frozen(data.clone()));
+
+    // Install it in group 1, then publish the map that moves the slot.
+    let install = Directive::Install {
+        group: GroupId(1),
+        slots: vec![slot],
+        epoch: Epoch(2),
+        data,
+    };
+    let outcome = at_leader(
+        &mut coordinator,
+        &mut sessions,
+        &infos,
+        3..6,
+        install.clone(),
+    )
+    .await;
+    assert_eq!(outcome, DirectiveOutcome::Done);
+    // A slot-move directive for a group with no member on the node fails there.
+    let id = coordinator.fresh();
+    let outcome = sessions[0].run(id, &infos, install).await;
+    assert!(
+        matches!(outcome, DirectiveOutcome::Failed(_)),
+        "{outcome:?}"
+    );
+
+    map.epoch = Epoch(2);
+    map.slots[slot.index()] = GroupId(1);
+    map.validate().expect("a valid map");
+    for s in sessions.iter_mut() {
+        s.send(ServerFrame::Map(Some(map.clone()))).await;
+    }
+    // The client still routes by epoch 1: group 0 answers Moved, the client refreshes.
+    let get = KvOp::Get {
+        key: bytes("key-3"),
+    };
+    assert_eq!(
+        client.execute(get).await,
+        Ok(KvResult::Value(Some(bytes("value-3"))))
+    );
+    let put = KvOp::Put {
+        key: bytes("key-3"),
+        value: bytes("moved"),
+    };
+    assert_eq!(client.execute(put).await, Ok(KvResult::Written));
+    for i in [0, 1, 2, 4] {
+        let get = KvOp::Get {
+            key: bytes(&format!("key-{i}")),
+        };
+        assert_eq!(
+            client.execute(get).await,
+            Ok(KvResult::Value(Some(bytes(&format!("value-{i}"))))),
+        );
+    }
+    let status = node_status(&nodes[4]).await;
+    assert!(status.groups[0].decided >= 1, "{status:?}");
     stop_all(nodes).await;
 }

@@ -147,14 +147,16 @@ impl Run {
                 group,
                 config,
                 members,
-                slots: _,
+                slots,
             } => {
                 if !members.contains(&me) {
                     return failed(format!("{me} is not a member of {group}'s configuration"));
                 }
                 let started = self
                     .host
-                    .start(group, |cfg| GroupNode::new(cfg, config, members))
+                    .start(group, |cfg| {
+                        GroupNode::with_slots(cfg, config, members, slots)
+                    })
                     .await;
                 self.started(group, started)
             }
@@ -247,9 +249,12 @@ impl Run {
                 ss.members.len()
             ));
         }
-        let member = match self.member(group).await {
-            Ok(m) => m,
-            Err(outcome) => return outcome,
+        let Some(member) = self.host.get(group).await else {
+            // A member that retired from the group left a sealed configuration behind.
+            if self.host.left(group).await >= Some(from_config) {
+                return DirectiveOutcome::Done;
+            }
+            return failed(format!("no member of {group} runs on {}", self.host.me()));
         };
         let (done, answer) = oneshot::channel();
         let change = ChangeMembers {

@@ -32,11 +32,9 @@ impl Proc {
         Proc::spawn_with(name, args, env, dir, Stdio::null())
     }
 
-    /// Like [`Proc::spawn`], with standard output written to `<name>.out` in `dir`.
-    fn spawn_capturing(name: &str, args: &[String], dir: &Path) -> Proc {
-        let out = dir.join(format!("{}.out", name.replace(' ', "-")));
-        let file = File::create(out).expect("create output file");
-        Proc::spawn_with(name, args, &[], dir, Stdio::from(file))
+    /// Like [`Proc::spawn`], standard output going to `stdout`.
+    fn spawn_to(name: &str, args: &[String], dir: &Path, stdout: Stdio) -> Proc {
+        Proc::spawn_with(name, args, &[], dir, stdout)
     }
 
     fn spawn_with(
@@ -84,6 +82,8 @@ pub struct NodeProc {
     pub resp: SocketAddr,
     /// The HTTP endpoint, when the cluster serves HTTP ([`ClusterOptions::http`]).
     pub http: Option<SocketAddr>,
+    /// Where its standard output goes (`kv join` prints its placement there).
+    pub stdout: Option<PathBuf>,
     proc: Option<Proc>,
 }
 
@@ -100,9 +100,9 @@ impl NodeProc {
 
     /// What the process wrote on standard output so far (`kv join` prints its placement).
     pub fn output(&self) -> String {
-        self.proc
+        self.stdout
             .as_ref()
-            .map(|p| std::fs::read_to_string(p.log.with_extension("out")).unwrap_or_default())
+            .and_then(|path| std::fs::read_to_string(path).ok())
             .unwrap_or_default()
     }
 }
@@ -114,17 +114,17 @@ pub struct ClusterOptions {
     pub replication: u32,
     /// Whether every node also serves seed 001's HTTP API (`--http`).
     pub http: bool,
-    /// The coordinator's `--grace-ms` (its default when `None`).
-    pub grace_ms: Option<u64>,
+    /// More flags for the coordinator (e.g. `--grace-ms 1000`).
+    pub coordinator_flags: Vec<String>,
 }
 
 impl ClusterOptions {
-    /// δ = `replication`, no HTTP, the default grace period.
+    /// δ = `replication`, no HTTP, the coordinator's defaults.
     pub fn replication(replication: u32) -> ClusterOptions {
         ClusterOptions {
             replication,
             http: false,
-            grace_ms: None,
+            coordinator_flags: Vec::new(),
         }
     }
 }
@@ -135,7 +135,7 @@ pub enum JoinWith {
     /// `kv node --bootstrap`: the node checks in; nobody waits for its placement.
     Node,
     /// `kv join`: the node checks in and prints its placement on standard output
-    /// ([`Cluster::wait_placed`] reads it).
+    /// ([`Cluster::wait_for_output`] and [`Cluster::wait_placed`] read it).
     Join,
 }
 
@@ -149,7 +149,6 @@ pub struct Cluster {
     dir: PathBuf,
     dead: Vec<Proc>,
     options: ClusterOptions,
-    started: usize,
 }
 
 /// The next port to probe. Ports are taken below Linux's ephemeral range (32768 and up), so
@@ -184,11 +183,18 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
 impl Cluster {
     /// Starts a coordinator for `replication` waiting for `nodes` nodes, and the nodes.
     pub fn start(name: &str, nodes: usize, replication: u32) -> Cluster {
-        Cluster::start_with(name, nodes, ClusterOptions::replication(replication))
+        Cluster::start_options(name, nodes, ClusterOptions::replication(replication))
+    }
+
+    /// Like [`Cluster::start`], with more flags for the coordinator (e.g. `--grace-ms`).
+    pub fn start_with(name: &str, nodes: usize, replication: u32, extra: &[&str]) -> Cluster {
+        let mut options = ClusterOptions::replication(replication);
+        options.coordinator_flags = extra.iter().map(|a| a.to_string()).collect();
+        Cluster::start_options(name, nodes, options)
     }
 
     /// Starts a coordinator waiting for `nodes` nodes, and the nodes, as `options` say.
-    pub fn start_with(name: &str, nodes: usize, options: ClusterOptions) -> Cluster {
+    pub fn start_options(name: &str, nodes: usize, options: ClusterOptions) -> Cluster {
         let dir = std::env::temp_dir().join(format!("kv-test-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create log dir");
         let coordinator = free_addrs(1)[0];
@@ -204,7 +210,6 @@ impl Cluster {
             dir,
             dead: Vec::new(),
             options,
-            started: 0,
         };
         for _ in 0..nodes {
             cluster.add_node(JoinWith::Node);
@@ -234,19 +239,61 @@ impl Cluster {
         if let Some(http) = http {
             args.extend(["--http".into(), http.to_string()]);
         }
-        self.started += 1;
-        let name = format!("node {}", self.started);
-        let proc = match how {
-            JoinWith::Node => Proc::spawn(&name, &args, &self.dir),
-            JoinWith::Join => Proc::spawn_capturing(&name, &args, &self.dir),
+        let i = self.nodes.len();
+        let name = format!("node {}", i + 1);
+        let (proc, stdout) = match how {
+            JoinWith::Node => (Proc::spawn(&name, &args, &self.dir), None),
+            JoinWith::Join => {
+                let out = self.dir.join(format!("node-{}.out", i + 1));
+                let file = File::create(&out).expect("create output file");
+                let proc = Proc::spawn_to(&name, &args, &self.dir, Stdio::from(file));
+                (proc, Some(out))
+            }
         };
         self.nodes.push(NodeProc {
             native,
             resp,
             http,
+            stdout,
             proc: Some(proc),
         });
-        self.nodes.len() - 1
+        i
+    }
+
+    /// Starts one more data node with `kv join` (it checks in with the running cluster's
+    /// coordinator, which places it); returns its index in [`Cluster::nodes`].
+    pub fn join(&mut self) -> usize {
+        self.add_node(JoinWith::Join)
+    }
+
+    /// Waits until node `i`'s standard output has a line containing `text`; returns it.
+    pub async fn wait_for_output(&self, i: usize, text: &str) -> String {
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            let out = self.nodes[i].output();
+            if let Some(line) = out.lines().find(|l| l.contains(text)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} printed no {text:?} within {FORM_TIMEOUT:?}; it printed:\n{out}",
+                i + 1
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `kv ARGS` to its end (off the async runtime's threads) and returns its output.
+    pub async fn run_kv(args: Vec<String>) -> std::process::Output {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_kv"))
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("kv runs")
+        })
+        .await
+        .expect("the kv command's thread")
     }
 
     /// Waits until the `kv join` node at `index` prints its placement; returns that line.
@@ -269,10 +316,10 @@ impl Cluster {
         }
     }
 
-    /// Runs `kv leave --addr <native>` against the coordinator and returns what it printed;
-    /// panics with its error output when it fails or takes longer than `timeout`.
+    /// Runs `kv leave --addr <native>` against the coordinator (waiting at most `timeout`
+    /// for the change) and returns what it printed; panics with its error output if it fails.
     pub async fn leave(&self, native: SocketAddr, timeout: Duration) -> String {
-        let args = [
+        let args = vec![
             "leave".to_owned(),
             "--bootstrap".into(),
             self.coordinator.to_string(),
@@ -281,23 +328,7 @@ impl Cluster {
             "--timeout".into(),
             timeout.as_secs().max(1).to_string(),
         ];
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kv leave");
-        let deadline = Instant::now() + timeout + Duration::from_secs(5);
-        while child.try_wait().expect("wait for kv leave").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("kv leave --addr {native} took longer than {timeout:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let output = child.wait_with_output().expect("kv leave's output");
+        let output = Cluster::run_kv(args).await;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(
             output.status.success(),
@@ -390,9 +421,7 @@ fn coordinator_args(listen: SocketAddr, options: &ClusterOptions, min_nodes: usi
         "--min-nodes".into(),
         min_nodes.to_string(),
     ];
-    if let Some(grace) = options.grace_ms {
-        args.extend(["--grace-ms".into(), grace.to_string()]);
-    }
+    args.extend(options.coordinator_flags.iter().cloned());
     args
 }
 

@@ -249,9 +249,12 @@ impl Run {
                 ss.members.len()
             ));
         }
-        let member = match self.member(group).await {
-            Ok(m) => m,
-            Err(outcome) => return outcome,
+        let Some(member) = self.host.get(group).await else {
+            // A member that retired from the group left a sealed configuration behind.
+            if self.host.left(group).await >= Some(from_config) {
+                return DirectiveOutcome::Done;
+            }
+            return failed(format!("no member of {group} runs on {}", self.host.me()));
         };
         let (done, answer) = oneshot::channel();
         let change = ChangeMembers {

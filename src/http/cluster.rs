@@ -1,5 +1,6 @@
-//! Two [`ClusterInfo`]s: a data node's ([`NodeCluster`]) and a fixed in-memory one
-//! ([`StaticCluster`]) for tests and single-process set-ups.
+//! Three [`ClusterInfo`]s: a data node's ([`NodeCluster`]), a wrapper refusing view changes
+//! ([`FixedView`], the seed 001 static view) and a fixed in-memory one ([`StaticCluster`]) for
+//! tests and single-process set-ups.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -163,6 +164,44 @@ impl ClusterInfo for StaticCluster {
 
     fn update_view(&self, _: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
         Box::pin(async { Err(FIXED_VIEW.to_owned()) })
+    }
+}
+
+/// Another [`ClusterInfo`] whose view cannot change: everything is asked of the inner one,
+/// except [`ClusterInfo::update_view`], which answers the error text given (for a node of the
+/// seed 001 static view, [`crate::seed001::STATIC_VIEW`]).
+pub struct FixedView<C> {
+    inner: C,
+    why: &'static str,
+}
+
+impl<C: ClusterInfo> FixedView<C> {
+    /// `inner`, with view changes refused saying `why`.
+    pub fn new(inner: C, why: &'static str) -> FixedView<C> {
+        FixedView { inner, why }
+    }
+}
+
+impl<C: ClusterInfo> ClusterInfo for FixedView<C> {
+    fn map(&self) -> SlotMap {
+        self.inner.map()
+    }
+
+    fn me(&self) -> Option<NodeId> {
+        self.inner.me()
+    }
+
+    fn locate(&self, key: &[u8]) -> (Epoch, Option<GroupId>) {
+        self.inner.locate(key)
+    }
+
+    fn status_json(&self) -> BoxFuture<'static, serde_json::Value> {
+        self.inner.status_json()
+    }
+
+    fn update_view(&self, _: ViewChange) -> BoxFuture<'static, Result<ViewChanged, String>> {
+        let why = self.why;
+        Box::pin(async move { Err(why.to_owned()) })
     }
 }
 

@@ -16,5 +16,6 @@ pub mod native;
 pub mod node;
 pub mod repl;
 pub mod resp;
+pub mod seed001;
 pub mod seed002;
 pub mod service;

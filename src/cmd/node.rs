@@ -1,23 +1,27 @@
-//! `kv node`: a data node process.
+//! `kv node`: a data node process, in one of two modes.
+//!
+//! - `--listen ADDR --bootstrap ADDR`: the node checks in with the bootstrap coordinator.
+//! - no `--bootstrap`, with `K`, `VIEW` and `IPPORT` in the environment: seed 001's static
+//!   view (see [`kv::seed001`]). The node binds `IPPORT` (or `--listen`, e.g. `0.0.0.0:8080`
+//!   in a container, while still known to the others as `IPPORT`) and serves everything there,
+//!   seed 001's HTTP API included.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use anyhow::{bail, Context};
 use kv::node::{Join, Node, NodeConfig};
+use kv::seed001::StaticView;
 
 use crate::cli::NodeArgs;
 
 /// Runs a data node until asked to stop or until one of its components fails.
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
-    let (Some(listen), Some(bootstrap)) = (args.listen, args.bootstrap) else {
-        bail!("kv node needs --listen ADDR and --bootstrap ADDR");
-    };
     if args.data_dir.is_some() {
         tracing::warn!("--data-dir is accepted but unused: nodes keep state in memory, and a restarted node joins as a new node");
     }
-    let config = NodeConfig {
-        listen,
-        join: Join::Coordinator(bootstrap),
-        resp: args.resp,
-        http: args.http,
+    let config = match args.bootstrap {
+        Some(bootstrap) => coordinator_config(&args, bootstrap)?,
+        None => static_config(&args)?,
     };
     let node = Node::start(config).await.context("cannot start the node")?;
     let failed = tokio::select! {
@@ -29,4 +33,62 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         bail!("a component of the node failed; see the log");
     }
     Ok(())
+}
+
+fn coordinator_config(args: &NodeArgs, bootstrap: SocketAddr) -> anyhow::Result<NodeConfig> {
+    let Some(listen) = args.listen else {
+        bail!("kv node --bootstrap ADDR needs --listen ADDR");
+    };
+    if StaticView::any_set(|name| std::env::var(name).ok()) {
+        tracing::info!("--bootstrap given: K, VIEW and IPPORT in the environment are ignored");
+    }
+    Ok(NodeConfig {
+        listen,
+        join: Join::Coordinator(bootstrap),
+        resp: args.resp,
+        http: args.http,
+    })
+}
+
+fn static_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
+    if !StaticView::any_set(|name| std::env::var(name).ok()) {
+        bail!("kv node needs --listen ADDR --bootstrap ADDR, or the seed 001 environment K, VIEW and IPPORT");
+    }
+    let view = StaticView::from_env()?;
+    if let Some(http) = args.http {
+        bail!(
+            "--http {http}: in the seed 001 mode HTTP is served on IPPORT ({}); drop --http",
+            view.me
+        );
+    }
+    if let Some(listen) = args.listen {
+        if listen.port() != view.me.port() {
+            bail!(
+                "--listen {listen}: the port must be IPPORT's ({}), where the other nodes dial",
+                view.me.port()
+            );
+        }
+    }
+    let listen = args.listen.unwrap_or_else(|| bindable(view.me));
+    let config = view.node_config(listen, args.resp)?;
+    tracing::info!(me = %view.me, id = %view.my_id(), k = view.k, nodes = view.view.len(),
+        %listen, "seed 001 static view");
+    Ok(config)
+}
+
+/// `addr` if this machine has its IP; else the same port on every interface (behind NAT or
+/// port mapping, IPPORT may be an address the others reach this machine by, not its own).
+fn bindable(addr: SocketAddr) -> SocketAddr {
+    match std::net::TcpListener::bind(addr) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            let any = match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            tracing::warn!(ipport = %addr, "IPPORT's IP is not this machine's: listening on every interface");
+            SocketAddr::new(any, addr.port())
+        }
+        // Bound (and released at once), or another error that binding again will report.
+        _ => addr,
+    }
 }

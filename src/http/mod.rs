@@ -61,7 +61,7 @@ use kv_ports::membership::{Epoch, SlotMap};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-pub use cluster::{NodeCluster, StaticCluster};
+pub use cluster::{FixedView, NodeCluster, StaticCluster};
 pub use errors::{HttpError, NOT_AVAILABLE, NO_SUCH_KEY};
 pub use form::Fields;
 pub use status::status_json;

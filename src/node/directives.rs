@@ -319,6 +319,10 @@ fn outcome_of(group: GroupId, result: Result<KvResult, SubmitError>) -> Directiv
         Ok(other) => failed(format!("{group} answered {other:?}")),
         Err(SubmitError::Outcome(outcome)) => outcome,
         Err(SubmitError::Kv(KvError::NotLeader { hint })) => DirectiveOutcome::NotLeader { hint },
+        // The configuration here ended: the next one's members take it (retrying is safe, a
+        // repeated freeze answers the same pairs and a repeated install changes nothing).
+        Err(SubmitError::Kv(KvError::Sealed { .. })) => DirectiveOutcome::NotLeader { hint: None },
+        // A stale, misdirected or malformed move.
         Err(SubmitError::Kv(e)) => failed(format!("{group}: {e}")),
     }
 }

@@ -57,7 +57,7 @@ use self::membership::{Membership, MembershipArgs, SuspectSet};
 use self::view::LocalView;
 use crate::coordinator::session::NodeSession;
 use crate::gateway::{Gateway, GatewayConfig};
-use crate::http::{self, HttpState, NodeCluster};
+use crate::http::{self, ClusterInfo, FixedView, HttpState, NodeCluster};
 use crate::native::{ClientEndpoint, EndpointConfig, EndpointError};
 use crate::resp::{self, Dialect};
 
@@ -89,7 +89,8 @@ pub struct NodeConfig {
     pub join: Join,
     /// The RESP endpoint, if any.
     pub resp: Option<SocketAddr>,
-    /// The HTTP endpoint, if any (advertised in the map; served by the HTTP front end).
+    /// The HTTP endpoint, if any (advertised in the map; served by the HTTP front end). Equal
+    /// to `listen`, HTTP shares the node's one port (seed 001) instead of binding its own.
     pub http: Option<SocketAddr>,
 }
 
@@ -215,24 +216,39 @@ impl Node {
             })?;
         }
 
-        let targets = mux::Targets {
+        let static_view = matches!(config.join, Join::Static { .. });
+        let http_state = || {
+            let cluster = NodeCluster::new(id, maps.clone(), addr).with_coordinator(coordinator);
+            let cluster: Arc<dyn ClusterInfo> = if static_view {
+                Arc::new(FixedView::new(cluster, crate::seed001::STATIC_VIEW))
+            } else {
+                Arc::new(cluster)
+            };
+            HttpState {
+                service: service.clone(),
+                cluster,
+            }
+        };
+        let mut targets = mux::Targets {
             link: link.downgrade(),
             native: endpoint.downgrade(),
             http: None,
         };
-        let mut tasks = vec![mux::serve(listener, targets, mux::MuxConfig::default())];
+        let mut tasks = Vec::new();
         let http_addr = match config.http {
+            // HTTP on the node's one port (seed 001): the mux hands its connections over.
+            Some(http) if http == config.listen => {
+                let (inbox, server) = mux::serve_http(http_state(), bound);
+                targets.http = Some(inbox);
+                tasks.push(server);
+                Some(addr)
+            }
             Some(http) => {
                 let listener = bind(http).await?;
                 let bound = listener
                     .local_addr()
                     .map_err(|source| NodeError::Listen { addr: http, source })?;
-                let state = HttpState {
-                    service: service.clone(),
-                    cluster: Arc::new(
-                        NodeCluster::new(id, maps.clone(), addr).with_coordinator(coordinator),
-                    ),
-                };
+                let state = http_state();
                 tasks.push(TaskGuard::spawn(async move {
                     if let Err(e) = http::serve(listener, state, std::future::pending()).await {
                         tracing::error!(error = %e, "HTTP server failed");
@@ -242,6 +258,7 @@ impl Node {
             }
             None => None,
         };
+        tasks.push(mux::serve(listener, targets, mux::MuxConfig::default()));
         let resp_addr = match config.resp {
             Some(addr) => {
                 let listener = bind(addr).await?;

@@ -1,5 +1,6 @@
 //! One port for everything a node serves: the node-to-node link, the native client protocol
-//! and (later) HTTP, told apart by the first bytes of each connection.
+//! and HTTP (when the node is asked to serve it on that port, as seed 001's static view
+//! needs), told apart by the first bytes of each connection.
 //!
 //! A node is known to its peers and to clients by one address (the static view of seed 001
 //! and the participants of seed 002 name nodes by a single `ip:port`), so the node's
@@ -19,7 +20,7 @@
 //! further connections wait in the kernel's backlog.
 //!
 //! The decision ([`classify`]) is a pure function of the bytes seen; the task around it only
-//! does I/O.
+//! does I/O. HTTP connections go to an HTTP server fed by [`serve_http`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use kv_components::task::{tell_weak, TaskGuard};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::http::{self, HandedStreams, HttpState};
 use crate::native::{AdoptClient, ClientEndpoint};
 
 /// The protocol a connection speaks, as told by its first bytes.
@@ -72,6 +74,31 @@ pub struct HttpConn {
     pub stream: TcpStream,
     /// The remote address.
     pub from: SocketAddr,
+}
+
+impl From<HttpConn> for (TcpStream, SocketAddr) {
+    fn from(conn: HttpConn) -> Self {
+        (conn.stream, conn.from)
+    }
+}
+
+/// HTTP connections sniffed but not yet taken by the HTTP server; beyond that the mux closes
+/// new ones (the server takes each at once, so only a stalled server lets this fill up).
+pub const HTTP_INBOX: usize = 256;
+
+/// Starts the HTTP front end over `state` on the connections the mux hands it: returns the
+/// inbox to put in [`Targets::http`] and the task serving it (dropping the guard stops the
+/// server). `local` is the address the server reports as its own (the shared port).
+pub fn serve_http(state: HttpState, local: SocketAddr) -> (mpsc::Sender<HttpConn>, TaskGuard) {
+    let (inbox, handed) = mpsc::channel(HTTP_INBOX);
+    let task = TaskGuard::spawn(async move {
+        tracing::info!(listen = %local, "HTTP front end on the node's shared port");
+        let listener = HandedStreams::<HttpConn>::new(handed, local);
+        if let Err(e) = http::serve_on(listener, state, std::future::pending()).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    (inbox, task)
 }
 
 /// Where the multiplexer hands connections. Weak references: the mux never keeps a

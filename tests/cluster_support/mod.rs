@@ -25,15 +25,31 @@ struct Proc {
 
 impl Proc {
     fn spawn(name: &str, args: &[String], dir: &Path) -> Proc {
-        Proc::spawn_to(name, args, dir, Stdio::null())
+        Proc::spawn_with(name, args, &[], dir, Stdio::null())
     }
 
     /// Like [`Proc::spawn`], standard output going to `stdout`.
     fn spawn_to(name: &str, args: &[String], dir: &Path, stdout: Stdio) -> Proc {
+        Proc::spawn_with(name, args, &[], dir, stdout)
+    }
+
+    /// Like [`Proc::spawn`], with these environment variables.
+    fn spawn_env(name: &str, args: &[String], env: &[(&str, String)], dir: &Path) -> Proc {
+        Proc::spawn_with(name, args, env, dir, Stdio::null())
+    }
+
+    fn spawn_with(
+        name: &str,
+        args: &[String],
+        env: &[(&str, String)],
+        dir: &Path,
+        stdout: Stdio,
+    ) -> Proc {
         let log = dir.join(format!("{}.log", name.replace(' ', "-")));
         let file = File::create(&log).expect("create log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kv"))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -310,13 +326,86 @@ impl Drop for Cluster {
             logs.extend(self.nodes.iter().filter_map(|n| n.proc.as_ref()));
             logs.extend(self.dead.iter());
             for p in logs {
-                let text = std::fs::read_to_string(&p.log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                eprintln!("---- {} ({}) last lines ----", p.name, p.log.display());
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
+                print_tail(p);
             }
         }
+    }
+}
+
+/// Seed 001's static view: `kv node` processes started with `K`, `VIEW` and `IPPORT` in their
+/// environment and no coordinator. Every process is killed when dropped; a failing test prints
+/// the tail of every log.
+pub struct StaticViewCluster {
+    /// Every node's one address (`VIEW`, in order).
+    pub view: Vec<SocketAddr>,
+    procs: Vec<Proc>,
+}
+
+impl StaticViewCluster {
+    /// Starts `n` nodes with `K = k` on free loopback ports.
+    pub fn start(name: &str, n: usize, k: u32) -> StaticViewCluster {
+        let dir = std::env::temp_dir().join(format!("kv-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create log dir");
+        let view = free_addrs(n);
+        let list = view
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let procs = view
+            .iter()
+            .enumerate()
+            .map(|(i, me)| {
+                let env = [
+                    ("K", k.to_string()),
+                    ("VIEW", list.clone()),
+                    ("IPPORT", me.to_string()),
+                ];
+                Proc::spawn_env(&format!("node {}", i + 1), &["node".into()], &env, &dir)
+            })
+            .collect();
+        StaticViewCluster { view, procs }
+    }
+
+    /// A client session on the nodes' native protocol (served on the same port).
+    pub fn client(&self) -> Client {
+        Client::connect(self.view.clone(), ClientConfig::default()).expect("seeds given")
+    }
+
+    /// Waits until every partition has a leader; returns that status.
+    pub async fn wait_until_led(&self) -> ClusterStatus {
+        let client = self.client();
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            if let Ok(status) = client.cluster_status().await {
+                if status.all_groups_led() {
+                    return status;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leader in every partition within {FORM_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for StaticViewCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for p in &self.procs {
+                print_tail(p);
+            }
+        }
+    }
+}
+
+fn print_tail(p: &Proc) {
+    let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+    eprintln!("---- {} ({}) last lines ----", p.name, p.log.display());
+    for line in tail.into_iter().rev() {
+        eprintln!("{line}");
     }
 }

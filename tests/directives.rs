@@ -430,7 +430,7 @@ async fn change_members_and_join_group_move_a_group_keeping_its_data() {
     assert_eq!(outcome, DirectiveOutcome::Done);
     // Done again at any member once sealed: the change happened, whoever proposed it.
     let again = coordinator.fresh();
-    let outcome = sessions[1].run(again, &infos, change).await;
+    let outcome = sessions[1].run(again, &infos, change.clone()).await;
     assert_eq!(outcome, DirectiveOutcome::Done);
 
     // The new configuration serves, new member included, with every pair written before.
@@ -461,6 +461,22 @@ async fn change_members_and_join_group_move_a_group_keeping_its_data() {
         s.groups.is_empty()
     })
     .await;
+    // Asked again there, the change is known done; a later one is not.
+    let id = coordinator.fresh();
+    let outcome = sessions[0].run(id, &infos, change.clone()).await;
+    assert_eq!(outcome, DirectiveOutcome::Done);
+    let later = Directive::ChangeMembers {
+        group: GroupId(0),
+        from_config: 2,
+        new_config: 3,
+        members: next.clone(),
+    };
+    let id = coordinator.fresh();
+    let outcome = sessions[0].run(id, &infos, later).await;
+    assert!(
+        matches!(outcome, DirectiveOutcome::Failed(_)),
+        "{outcome:?}"
+    );
 
     // Killing a member of the new configuration: the others report the suspicion.
     let victim = infos[3].id;

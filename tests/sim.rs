@@ -4,10 +4,12 @@
 //!
 //! - CI: `cargo test --test sim` (`SIM_SEEDS`, default 2000; `SIM_OPS`, default 200;
 //!   `SIM_HARSH_SEEDS`, default 300; `SIM_RECONFIG_SEEDS`, default 1000;
-//!   `SIM_RECONFIG_HARSH_SEEDS`, default 300; `SIM_FIRST_SEED`, default 0; `SIM_THREADS`,
+//!   `SIM_RECONFIG_HARSH_SEEDS`, default 300; `SIM_MOVE_SEEDS`, default 300;
+//!   `SIM_MOVE_HARSH_SEEDS`, default 60; `SIM_FIRST_SEED`, default 0; `SIM_THREADS`,
 //!   default 2).
 //! - Replay one seed with a trace: `SIM_SEED=123 cargo test --test sim -- replay --nocapture`
-//!   (add `SIM_HARSH=1`, `SIM_RECONFIG=1`, `SIM_BROKEN=1` as the failure report says).
+//!   (add `SIM_HARSH=1`, `SIM_RECONFIG=1`, `SIM_MOVES=1`, `SIM_BROKEN=1`,
+//!   `SIM_SERVE_FROZEN=1`, `SIM_STRIP_SESSIONS=1` as the failure report says).
 //! - Long soak: see `tests/soak.rs`.
 
 #[path = "sim/mod.rs"]
@@ -56,6 +58,32 @@ fn harsh_reconfiguration_schedules_are_safe_and_linearizable() {
     let mode = Mode {
         harsh: true,
         reconfig: true,
+        ..Mode::default()
+    };
+    run_and_check(first, count, ops, mode);
+}
+
+#[test]
+fn slot_move_schedules_are_safe_live_and_linearizable() {
+    let count = env_u64("SIM_MOVE_SEEDS", 300);
+    let ops = env_u64("SIM_OPS", 200) as usize;
+    let first = env_u64("SIM_FIRST_SEED", 0) + 40_000_000;
+    let mode = Mode {
+        moves: true,
+        ..Mode::default()
+    };
+    run_and_check(first, count, ops, mode);
+}
+
+#[test]
+fn harsh_slot_move_schedules_are_safe_and_linearizable() {
+    let count = env_u64("SIM_MOVE_HARSH_SEEDS", 60);
+    let ops = env_u64("SIM_OPS", 200) as usize;
+    let first = env_u64("SIM_FIRST_SEED", 0) + 50_000_000;
+    let mode = Mode {
+        harsh: true,
+        moves: true,
+        ..Mode::default()
     };
     run_and_check(first, count, ops, mode);
 }
@@ -73,6 +101,9 @@ fn replay() {
     cfg.harsh = std::env::var("SIM_HARSH").is_ok();
     cfg.reconfig = std::env::var("SIM_RECONFIG").is_ok();
     cfg.forget_sessions = std::env::var("SIM_FORGET_SESSIONS").is_ok();
+    cfg.moves = std::env::var("SIM_MOVES").is_ok();
+    cfg.serve_frozen = std::env::var("SIM_SERVE_FROZEN").is_ok();
+    cfg.strip_sessions = std::env::var("SIM_STRIP_SESSIONS").is_ok();
     match run(&cfg) {
         Ok(o) => eprintln!("seed {seed} passed: {o:?}"),
         Err(f) => {
@@ -180,4 +211,50 @@ fn stale_local_reads_are_caught_by_the_linearizability_check() {
     let (n, reason) = caught.expect("stale reads must be caught");
     assert!(reason.contains("not linearizable"), "{reason}");
     eprintln!("stale local reads caught after {n} seed(s): {reason}");
+}
+
+/// Slot-move schedules with a deliberate bug: the first seed that catches it, then how many of
+/// the first `SIM_BROKEN_RATE_SEEDS` do, by the kind of the first alarm.
+fn slot_move_bug_is_caught(name: &str, set: fn(&mut SimConfig)) {
+    let first = 40_000_000;
+    let run_broken = |seed| {
+        let mut cfg = SimConfig::new(seed, 200);
+        cfg.moves = true;
+        set(&mut cfg);
+        run(&cfg).err().map(|f| f.reason)
+    };
+    let caught =
+        (first..first + BROKEN_BUDGET).find_map(|s| run_broken(s).map(|r| (s - first + 1, r)));
+    let (n, reason) = caught.unwrap_or_else(|| panic!("{name} must be caught"));
+    eprintln!("{name}: caught after {n} seed(s): {reason}");
+    let seeds = env_u64("SIM_BROKEN_RATE_SEEDS", 40);
+    let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
+    for seed in first..first + seeds {
+        if let Some(r) = run_broken(seed) {
+            let kind = if r.contains("but not where it owns") {
+                "served a slot it does not own"
+            } else if r.contains("took effect at") {
+                "took effect in two places"
+            } else if r.contains("executed twice") {
+                "executed twice on one node"
+            } else if r.contains("not linearizable") {
+                "not linearizable"
+            } else {
+                "other"
+            };
+            *kinds.entry(kind).or_default() += 1;
+        }
+    }
+    let caught: u64 = kinds.values().sum();
+    eprintln!("{name}: {caught} of {seeds} seeds caught; first alarms {kinds:?}");
+}
+
+#[test]
+fn a_source_serving_frozen_slots_is_caught() {
+    slot_move_bug_is_caught("source serving after freeze", |c| c.serve_frozen = true);
+}
+
+#[test]
+fn installs_without_the_sessions_are_caught() {
+    slot_move_bug_is_caught("install without sessions", |c| c.strip_sessions = true);
 }

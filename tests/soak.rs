@@ -2,7 +2,8 @@
 //!
 //! `cargo test --release --test soak -- --ignored --nocapture`
 //! (`SIM_SEEDS`, default 20000; `SIM_OPS`, default 1000; `SIM_FIRST_SEED`, default 1000000;
-//! `SIM_HARSH_SEEDS` and `SIM_RECONFIG_SEEDS`, default a quarter of `SIM_SEEDS`;
+//! `SIM_HARSH_SEEDS`, `SIM_RECONFIG_SEEDS` and `SIM_MOVE_SEEDS`, default a quarter of
+//! `SIM_SEEDS`;
 //! `SIM_THREADS`, default 2). A failing seed prints the `SIM_SEED=... cargo test --test sim --
 //! replay` command that reproduces it.
 
@@ -30,4 +31,10 @@ fn soak() {
         ..Mode::default()
     };
     run_and_check(first + 60_000_000, reconfig, ops, reconfig_mode);
+    let moves = env_u64("SIM_MOVE_SEEDS", count / 4);
+    let moves_mode = Mode {
+        moves: true,
+        ..Mode::default()
+    };
+    run_and_check(first + 70_000_000, moves, ops, moves_mode);
 }

@@ -1,6 +1,10 @@
 //! Assembly of one replication-group member on one node: leader election, Sequence Paxos and
 //! the replica, wired to each other and to the node's network and timer.
 //!
+//! A fixed-membership member, kept for the tests and benchmarks that drive the three
+//! components one by one. A data node runs [`crate::reconfig::component::GroupComponent`]
+//! instead: one actor per group driving the pure `GroupNode`, which changes members.
+//!
 //! ```text
 //!            KvPort (clients, router)
 //!                  │

@@ -55,7 +55,9 @@ pub enum KvOp {
     },
     /// Slot move, source side: the group stops serving `slots` and answers their data
     /// ([`KvResult::Frozen`]). Sent by the coordinator through the group's log, never by
-    /// clients (front ends refuse it). Idempotent: freezing frozen slots answers the same data.
+    /// clients (front ends refuse it). Idempotent: freezing slots frozen by the same epoch
+    /// answers the same pairs. Refused with [`KvError::Moved`] (nothing changes) when a slot is
+    /// not served here or already moved at this epoch or a later one (a stale duplicate).
     Freeze {
         /// The slots leaving the group.
         slots: Vec<Slot>,
@@ -63,7 +65,11 @@ pub enum KvOp {
         epoch: Epoch,
     },
     /// Slot move, destination side: the group takes over `slots` with `data`
-    /// ([`KvResult::Installed`]). Coordinator only, like [`KvOp::Freeze`]; idempotent.
+    /// ([`KvResult::Installed`]): their old pairs are replaced, the sessions merged (per client
+    /// the higher sequence number). Coordinator only, like [`KvOp::Freeze`]. Idempotent: slots
+    /// already moved at this epoch or a later one are skipped (`Installed`, no change). Refused
+    /// with [`KvError::Moved`] when a slot to take is served here already, or when a pair's
+    /// key is not in `slots`.
     Install {
         /// The slots arriving.
         slots: Vec<Slot>,
@@ -161,7 +167,9 @@ pub enum KvError {
         next_config: u32,
     },
     /// The group does not serve the key's slot: it moved away (or has not arrived yet). Refresh
-    /// the map to at least `epoch` and retry with the same request id at the new owner.
+    /// the map to at least `epoch` and retry with the same request id at the new owner: the
+    /// command had no effect here. (Also the refusal of a stale, misdirected or malformed slot
+    /// move.)
     #[error("slot moved (map epoch {epoch})")]
     Moved {
         /// The epoch of the map that moved the slot.

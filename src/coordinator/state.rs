@@ -28,6 +28,13 @@ use crate::native::{
 /// The answer to a data command: the coordinator is not a data node.
 pub(super) const NO_DATA: &str = "the coordinator keeps no data: send commands to a data node";
 
+/// A random start for directive ids, so a restarted coordinator never reuses its
+/// predecessor's (nodes answer a directive id they already carried out without acting).
+/// 63 bits: counting up from there cannot overflow.
+fn first_directive_id() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0 >> 1
+}
+
 /// One accepted connection: its writer's queue and the guard of its tasks.
 struct Conn {
     out: Sender<ServerFrame>,
@@ -53,7 +60,7 @@ impl State {
     pub fn new(config: CoordinatorConfig, executor: ExecutorConfig) -> Self {
         State {
             core: CoordinatorCore::new(config),
-            executor: Executor::new(executor),
+            executor: Executor::new(executor, first_directive_id()),
             conns: HashMap::new(),
             sessions: BTreeMap::new(),
             waiters: Waiters::default(),

@@ -173,3 +173,53 @@ impl ClusterInfo for StaticCluster {
         Box::pin(async { Err(FIXED_VIEW.to_owned()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kv_components::bootstrap::formation::form;
+    use kv_ports::membership::NodeInfo;
+
+    use super::*;
+
+    /// Seven nodes with HTTP addresses, formed into groups of 3 (one standby).
+    fn map() -> SlotMap {
+        let nodes: Vec<NodeInfo> = (1..=7u16)
+            .map(|i| NodeInfo {
+                http: Some(SocketAddr::from(([127, 0, 0, 1], 8000 + i))),
+                ..NodeInfo::at(NodeId(u64::from(i)), SocketAddr::from(([127, 0, 0, 1], i)))
+            })
+            .collect();
+        form(&nodes, 3).expect("forms")
+    }
+
+    #[test]
+    fn a_view_change_answers_from_the_coordinators_map() {
+        let map = map();
+        assert_eq!(map.groups.len(), 2);
+        let placed = map.groups[1].members[0];
+        let http = map.node(placed).unwrap().http.unwrap();
+        let added = view_changed(&map, Some(AdminNode::Addr(http)));
+        assert_eq!(added.partition_id, Some(map.groups[1].id));
+        assert_eq!(added.number_of_partitions, 2);
+        let standby = map.node(map.standbys[0]).unwrap().http.unwrap();
+        let spare = view_changed(&map, Some(AdminNode::Addr(standby)));
+        assert_eq!(spare.partition_id, None, "a standby has no partition");
+        let removed = view_changed(&map, None);
+        assert_eq!(
+            (removed.partition_id, removed.number_of_partitions),
+            (None, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_static_view_cannot_change() {
+        let (_tx, maps) = watch::channel(map());
+        let native = SocketAddr::from(([127, 0, 0, 1], 1));
+        let cluster = NodeCluster::new(NodeId(1), maps, native);
+        let change = ViewChange::Add(native);
+        assert_eq!(
+            cluster.update_view(change).await,
+            Err(FIXED_VIEW.to_owned())
+        );
+    }
+}

@@ -11,7 +11,8 @@
 //! |---|---|---|---|
 //! | `kv_ops_total` | counter | `kind`, `outcome`, `frontend` | [`record_op`]: HTTP front end, gateway, native endpoint |
 //! | `kv_op_latency_seconds` | histogram ([`LATENCY_BUCKETS`]) | `kind`, `frontend` | [`record_op`] |
-//! | `kv_leader_changes_total` | counter | `group` | each group member's leader election, per new leader it elects |
+//! | `kv_leader_changes_total` | counter | `group` | each group member, per change of the leader it follows to a new one (a new configuration elects anew) |
+//! | `kv_config_events_total` | counter | `group`, `event` | each group member, per configuration event: `sealed`, `started`, `leaving`, `catching-up`, `retired` |
 //! | `kv_accept_batches_total` | counter | | a leader's Sequence Paxos, per accept batch sent |
 //! | `kv_proposals_batched_total` | counter | | the same, entries in those batches (their ratio is the mean batch size) |
 //! | `kv_decided_entries_total` | counter | | every group member, per log entry decided |
@@ -45,6 +46,8 @@ pub const OPS_TOTAL: &str = "kv_ops_total";
 pub const OP_LATENCY_SECONDS: &str = "kv_op_latency_seconds";
 /// Leaders elected, by group (counter).
 pub const LEADER_CHANGES_TOTAL: &str = "kv_leader_changes_total";
+/// Configuration events of group members, by group and event (counter).
+pub const CONFIG_EVENTS_TOTAL: &str = "kv_config_events_total";
 /// Entries sent in accept batches by a leader (counter).
 pub const PROPOSALS_BATCHED_TOTAL: &str = "kv_proposals_batched_total";
 /// Accept batches sent by a leader (counter).
@@ -121,6 +124,10 @@ fn describe() {
         "Key-value operation latency by kind and front end"
     );
     metrics::describe_counter!(LEADER_CHANGES_TOTAL, "Leaders elected, by group");
+    metrics::describe_counter!(
+        CONFIG_EVENTS_TOTAL,
+        "Group configuration events (sealed, started, leaving, catching-up, retired)"
+    );
     metrics::describe_counter!(ACCEPT_BATCHES_TOTAL, "Accept batches sent by a leader");
     metrics::describe_counter!(
         PROPOSALS_BATCHED_TOTAL,

@@ -249,9 +249,12 @@ impl Run {
                 ss.members.len()
             ));
         }
-        let member = match self.member(group).await {
-            Ok(m) => m,
-            Err(outcome) => return outcome,
+        let Some(member) = self.host.get(group).await else {
+            // A member that retired from the group left a sealed configuration behind.
+            if self.host.left(group).await >= Some(from_config) {
+                return DirectiveOutcome::Done;
+            }
+            return failed(format!("no member of {group} runs on {}", self.host.me()));
         };
         let (done, answer) = oneshot::channel();
         let change = ChangeMembers {
@@ -316,6 +319,10 @@ fn outcome_of(group: GroupId, result: Result<KvResult, SubmitError>) -> Directiv
         Ok(other) => failed(format!("{group} answered {other:?}")),
         Err(SubmitError::Outcome(outcome)) => outcome,
         Err(SubmitError::Kv(KvError::NotLeader { hint })) => DirectiveOutcome::NotLeader { hint },
+        // The configuration here ended: the next one's members take it (retrying is safe, a
+        // repeated freeze answers the same pairs and a repeated install changes nothing).
+        Err(SubmitError::Kv(KvError::Sealed { .. })) => DirectiveOutcome::NotLeader { hint: None },
+        // A stale, misdirected or malformed move.
         Err(SubmitError::Kv(e)) => failed(format!("{group}: {e}")),
     }
 }

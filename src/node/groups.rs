@@ -42,7 +42,7 @@ struct Inner {
     timer: ActorRef<Timer>,
     overlay: ActorRef<Overlay>,
     /// Held while a group starts or stops, so two directives for one group never race.
-    groups: Mutex<BTreeMap<GroupId, ActorRef<GroupComponent>>>,
+    groups: Mutex<Table>,
     stopped: mpsc::UnboundedSender<GroupStopped>,
 }
 
@@ -63,7 +63,7 @@ impl GroupHost {
             link,
             timer,
             overlay,
-            groups: Mutex::new(BTreeMap::new()),
+            groups: Mutex::new(Table::default()),
             stopped,
         };
         let host = GroupHost {
@@ -86,8 +86,8 @@ impl GroupHost {
         make: impl FnOnce(kv_components::reconfig::GroupNodeConfig) -> GroupNode,
     ) -> Result<bool, ConnectError> {
         let w = &self.inner;
-        let mut groups = w.groups.lock().await;
-        if groups.get(&group).is_some_and(|g| g.is_alive()) {
+        let mut table = w.groups.lock().await;
+        if table.running.get(&group).is_some_and(|g| g.is_alive()) {
             return Ok(false);
         }
         let node = make(shell_config(w.me));
@@ -107,15 +107,15 @@ impl GroupHost {
         // Replaces a stopped member's attachment, if any.
         let _ = w.overlay.tell(DetachGroup(group)).await;
         let _ = w.overlay.tell(AttachGroup { group, conn }).await;
-        groups.insert(group, member);
+        table.running.insert(group, member);
         Ok(true)
     }
 
     /// Stops this node's member of `group` and detaches it from the router; false if none ran.
     pub async fn stop(&self, group: GroupId) -> bool {
         let w = &self.inner;
-        let mut groups = w.groups.lock().await;
-        let Some(member) = groups.remove(&group) else {
+        let mut table = w.groups.lock().await;
+        let Some(member) = table.running.remove(&group) else {
             return false;
         };
         let _ = w.overlay.tell(DetachGroup(group)).await;
@@ -126,14 +126,21 @@ impl GroupHost {
 
     /// The running member of `group`, if any.
     pub async fn get(&self, group: GroupId) -> Option<ActorRef<GroupComponent>> {
-        let groups = self.inner.groups.lock().await;
-        groups.get(&group).filter(|g| g.is_alive()).cloned()
+        let table = self.inner.groups.lock().await;
+        table.running.get(&group).filter(|g| g.is_alive()).cloned()
+    }
+
+    /// The newest configuration of `group` known sealed by this node's member that retired
+    /// from it, if one did.
+    pub async fn left(&self, group: GroupId) -> Option<u32> {
+        self.inner.groups.lock().await.left.get(&group).copied()
     }
 
     /// Every running member, by group.
     pub async fn all(&self) -> Vec<(GroupId, ActorRef<GroupComponent>)> {
-        let groups = self.inner.groups.lock().await;
-        groups.iter().map(|(g, a)| (*g, a.clone())).collect()
+        let table = self.inner.groups.lock().await;
+        let running = table.running.iter();
+        running.map(|(g, a)| (*g, a.clone())).collect()
     }
 
     /// Detaches every member that retired (and stopped itself), as its notices come; the task
@@ -143,12 +150,17 @@ impl GroupHost {
         TaskGuard::spawn(async move {
             while let Some(notice) = notices.recv().await {
                 let w = &host.inner;
-                let mut groups = w.groups.lock().await;
-                let same = groups
+                let mut table = w.groups.lock().await;
+                if let Some(sealed) = notice.sealed {
+                    let left = table.left.entry(notice.group).or_insert(sealed);
+                    *left = (*left).max(sealed);
+                }
+                let same = table
+                    .running
                     .get(&notice.group)
                     .is_some_and(|g| g.id() == notice.actor);
                 if same {
-                    groups.remove(&notice.group);
+                    table.running.remove(&notice.group);
                     let _ = w.overlay.tell(DetachGroup(notice.group)).await;
                     tracing::info!(group = %notice.group, node = %w.me, "retired group member detached");
                 }
@@ -169,6 +181,14 @@ impl GroupHost {
         }
         out
     }
+}
+
+/// The running members, and the configurations retired members left.
+#[derive(Default)]
+struct Table {
+    running: BTreeMap<GroupId, ActorRef<GroupComponent>>,
+    /// For each group whose member here retired: the newest configuration it knew sealed.
+    left: BTreeMap<GroupId, u32>,
 }
 
 /// Applies every map published on `maps` to the node's peers and router, newest first wins;

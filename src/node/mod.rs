@@ -1,11 +1,13 @@
 //! A data node: one process's tree of components, wired as the slot map says.
 //!
 //! ```text
-//!  clients ─ native ─ ClientEndpoint ─┐          ┌─ Replica ─ Paxos ─ BLE   (one stack per
-//!  redis   ─ RESP ─── Gateway ────────┼─ Overlay ┤                          group this node
-//!                                     │ (router) └─ Replica ─ Paxos ─ BLE    is a member of)
-//!                                     │      │                 │      │
-//!  coordinator ─ session ─ map watch ─┘   PerfectLink (Network) ─ EPFD ─ Membership, Timer
+//!  clients ─ native ─ ClientEndpoint ─┐          ┌─ GroupComponent   (one per group this node
+//!  redis   ─ RESP ─── Gateway ────────┼─ Overlay ┤                    is a member of: BLE,
+//!                                     │ (router) └─ GroupComponent    Paxos and replica of
+//!                                     │      │            │           each configuration)
+//!                                     │   PerfectLink (Network) ─ EPFD ─ Membership, Timer
+//!  coordinator ─ session ─┬─ map watch ─┘                              │ suspicions
+//!                         └─ directives (start/join/change/freeze/install/stop groups)
 //! ```
 //!
 //! The link and the native endpoint share the node's one `listen` port: a multiplexer (see

@@ -25,10 +25,26 @@ struct Proc {
 
 impl Proc {
     fn spawn(name: &str, args: &[String], dir: &Path) -> Proc {
-        Proc::spawn_env(name, args, &[], dir)
+        Proc::spawn_with(name, args, &[], dir, Stdio::null())
     }
 
+    /// Like [`Proc::spawn`], standard output going to `stdout`.
+    fn spawn_to(name: &str, args: &[String], dir: &Path, stdout: Stdio) -> Proc {
+        Proc::spawn_with(name, args, &[], dir, stdout)
+    }
+
+    /// Like [`Proc::spawn`], with these environment variables.
     fn spawn_env(name: &str, args: &[String], env: &[(&str, String)], dir: &Path) -> Proc {
+        Proc::spawn_with(name, args, env, dir, Stdio::null())
+    }
+
+    fn spawn_with(
+        name: &str,
+        args: &[String],
+        env: &[(&str, String)],
+        dir: &Path,
+        stdout: Stdio,
+    ) -> Proc {
         let log = dir.join(format!("{}.log", name.replace(' ', "-")));
         let file = File::create(&log).expect("create log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kv"))
@@ -36,7 +52,7 @@ impl Proc {
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(file)
             .spawn()
             .expect("start kv");
@@ -65,6 +81,8 @@ pub struct NodeProc {
     pub native: SocketAddr,
     /// The RESP endpoint.
     pub resp: SocketAddr,
+    /// Where its standard output goes (`kv join` prints its placement there).
+    pub stdout: Option<PathBuf>,
     proc: Option<Proc>,
 }
 
@@ -118,6 +136,11 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
 impl Cluster {
     /// Starts a coordinator for `replication` waiting for `nodes` nodes, and the nodes.
     pub fn start(name: &str, nodes: usize, replication: u32) -> Cluster {
+        Cluster::start_with(name, nodes, replication, &[])
+    }
+
+    /// Like [`Cluster::start`], with more flags for the coordinator (e.g. `--grace-ms`).
+    pub fn start_with(name: &str, nodes: usize, replication: u32, extra: &[&str]) -> Cluster {
         let dir = std::env::temp_dir().join(format!("kv-test-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create log dir");
         let addrs = free_addrs(1 + 2 * nodes);
@@ -132,7 +155,10 @@ impl Cluster {
                 replication.to_string(),
                 "--min-nodes".into(),
                 nodes.to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().map(|a| a.to_string()))
+            .collect::<Vec<String>>(),
             &dir,
         );
         let nodes = (0..nodes)
@@ -150,6 +176,7 @@ impl Cluster {
                 NodeProc {
                     native,
                     resp,
+                    stdout: None,
                     proc: Some(Proc::spawn(&format!("node {}", i + 1), &args, &dir)),
                 }
             })
@@ -196,6 +223,65 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Starts one more data node with `kv join` (it checks in with the running cluster's
+    /// coordinator, which places it); returns its index in [`Cluster::nodes`].
+    pub fn join(&mut self) -> usize {
+        let i = self.nodes.len();
+        let addrs = free_addrs(2);
+        let (native, resp) = (addrs[0], addrs[1]);
+        let args = [
+            "join".into(),
+            "--listen".into(),
+            native.to_string(),
+            "--bootstrap".into(),
+            self.coordinator.to_string(),
+            "--resp".into(),
+            resp.to_string(),
+        ];
+        let name = format!("node {}", i + 1);
+        let out = self.dir.join(format!("node-{}.out", i + 1));
+        let file = File::create(&out).expect("create output file");
+        let proc = Proc::spawn_to(&name, &args, &self.dir, Stdio::from(file));
+        self.nodes.push(NodeProc {
+            native,
+            resp,
+            stdout: Some(out),
+            proc: Some(proc),
+        });
+        i
+    }
+
+    /// Waits until node `i`'s standard output has a line containing `text`; returns it.
+    pub async fn wait_for_output(&self, i: usize, text: &str) -> String {
+        let path = self.nodes[i].stdout.clone().expect("started with kv join");
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            let out = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(line) = out.lines().find(|l| l.contains(text)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} printed no {text:?} within {FORM_TIMEOUT:?}; it printed:\n{out}",
+                i + 1
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `kv ARGS` to its end (off the async runtime's threads) and returns its output.
+    pub async fn run_kv(args: Vec<String>) -> std::process::Output {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_kv"))
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("kv runs")
+        })
+        .await
+        .expect("the kv command's thread")
     }
 
     /// `kill -9` of the node whose native endpoint is `native`.

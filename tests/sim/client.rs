@@ -36,9 +36,14 @@ pub struct Client {
     pub cur: Option<Pending>,
     pub hint: Option<NodeId>,
     pub next_at: u64,
-    /// The configuration whose members this client talks to (its "published map"): moved on
-    /// by a `Sealed { next_config }` answer, or refreshed after a timeout.
-    pub view: u32,
+    /// Per group, the configuration whose members this client talks to (its "published
+    /// map"): moved on by a `Sealed { next_config }` answer, or refreshed after a timeout.
+    pub views: Vec<u32>,
+    /// The slot map it routes by (slot-move schedules): an index into the published maps,
+    /// refreshed on `Moved` and after a timeout.
+    pub map: usize,
+    /// Keys to read before any random operation (the final read-back), last first.
+    pub forced: Vec<usize>,
     last_seen: Vec<Option<String>>,
 }
 
@@ -59,7 +64,7 @@ fn string(b: &Bytes) -> String {
 }
 
 impl Client {
-    pub fn new(idx: usize, ops: usize, keys: usize) -> Self {
+    pub fn new(idx: usize, ops: usize, keys: usize, groups: usize) -> Self {
         Client {
             idx,
             id: client_id(idx),
@@ -68,7 +73,9 @@ impl Client {
             cur: None,
             hint: None,
             next_at: 0,
-            view: 0,
+            views: vec![0; groups],
+            map: 0,
+            forced: Vec::new(),
             last_seen: vec![None; keys],
         }
     }
@@ -87,6 +94,9 @@ impl Client {
     ) -> (KvCommand, OpRecord) {
         self.seq += 1;
         self.remaining -= 1;
+        if let Some(k) = self.forced.pop() {
+            return self.read(k, call);
+        }
         let k = rng.gen_range(0..keys);
         let key = format!("k{k}");
         let value = format!("{}.{}", self.idx, self.seq);
@@ -137,6 +147,27 @@ impl Client {
             client: self.idx,
             key,
             kind,
+            call,
+            ret: 0,
+            ok: None,
+        };
+        (cmd, rec)
+    }
+
+    /// A read of key `k` (no random draw).
+    fn read(&self, k: usize, call: u64) -> (KvCommand, OpRecord) {
+        let key = format!("k{k}");
+        let cmd = KvCommand {
+            id: RequestId {
+                client: self.id,
+                seq: self.seq,
+            },
+            op: KvOp::Get { key: bytes(&key) },
+        };
+        let rec = OpRecord {
+            client: self.idx,
+            key,
+            kind: OpKind::Get { output: None },
             call,
             ret: 0,
             ok: None,

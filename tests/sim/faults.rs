@@ -1,5 +1,6 @@
 //! Fault injection: cut a link, isolate a node, split the group, heal, crash (crash-stop).
-//! Faults pick among every node the schedule ever started (old, current and joining members).
+//! Faults pick among every node the schedule ever started (old, current and joining members,
+//! of every group); each group has the schedule's crash budget.
 
 use kv_ports::ids::NodeId;
 use rand::seq::SliceRandom;
@@ -51,14 +52,13 @@ fn random_member(sim: &mut Sim) -> NodeId {
 /// The schedule's early crash (see `Params::early_crash`), within its crash budget; the
 /// victim is drawn from the timing stream.
 pub fn early_crash(sim: &mut Sim) {
-    if sim.faults.crashes >= sim.params.crashes as u64 {
+    let alive = sim.crashable();
+    if alive.is_empty() {
         return;
     }
-    let alive = sim.alive();
     let victim = alive[sim.timing.gen_range(0..alive.len())];
-    sim.faults.crashes += 1;
     sim.trace(|| format!("early crash {victim}"));
-    sim.nodes[(victim.0 - 1) as usize] = None;
+    sim.crash(victim);
 }
 
 /// With the schedule's fault probability, inject one fault.
@@ -109,12 +109,11 @@ pub fn maybe_inject(sim: &mut Sim) {
             }
         }
         _ => {
-            if sim.faults.crashes < sim.params.crashes as u64 {
-                let alive = sim.alive();
+            let alive = sim.crashable();
+            if !alive.is_empty() {
                 let victim = alive[sim.rng.gen_range(0..alive.len())];
-                sim.faults.crashes += 1;
                 sim.trace(|| format!("crash {victim}"));
-                sim.nodes[(victim.0 - 1) as usize] = None;
+                sim.crash(victim);
             }
         }
     }

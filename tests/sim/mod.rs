@@ -12,34 +12,51 @@
 //! or two members with brand-new nodes, add one, remove one), publishes the new member list to
 //! the clients, and starts the new nodes, which join by snapshot. Faults, loss and crashes go
 //! on throughout; clients follow `Sealed { next_config }` to the new members.
+//!
+//! Slot-move schedules (`SimConfig::moves`) run two or three groups side by side over one
+//! network (each node serves one group), each with its own membership changes, and a
+//! coordinator that moves slots between them: `Freeze` through the source's log, `Install`
+//! through the destination's, then a new map epoch. Clients route by the map they know and
+//! refresh it on `Moved`. `slots.rs` checks that no command takes effect twice across groups
+//! and that each slot is served by one group at a time; a final read of every key checks
+//! that no acknowledged write was lost.
 #![allow(dead_code)]
 
+pub mod changes;
 pub mod client;
 pub mod faults;
 pub mod history;
 pub mod invariants;
+pub mod moves;
 pub mod net;
 pub mod node;
+pub mod params;
+pub mod phases;
 pub mod runner;
+pub mod slots;
 
+use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 
 use kv::checker;
 
 use kv_components::replica::{KvError, Reply};
-use kv_components::sequence_paxos::StopSign;
 use kv_ports::ids::NodeId;
 use kv_ports::kv::KvResult;
+use kv_ports::membership::{slot_of, Slot};
 use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use changes::Change;
 use client::{client_idx, Client, Pending, MAX_TIMEOUTS, MAX_TRIES, TIMEOUT};
 use faults::FaultStats;
 use history::OpRecord;
 use invariants::Invariants;
-use net::{Msg, Net, NetParams};
+use moves::{MoveDriver, COORD};
+use net::{Msg, Net};
 use node::Node;
+pub use params::Params;
+use slots::SlotChecks;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -64,6 +81,13 @@ pub struct SimConfig {
     pub reconfig: bool,
     /// TEST ONLY: new configurations start without the client sessions (must be caught).
     pub forget_sessions: bool,
+    /// Two or three groups, slot moves between them, membership changes in each.
+    pub moves: bool,
+    /// TEST ONLY: replicas keep serving slots they froze (must be caught).
+    pub serve_frozen: bool,
+    /// TEST ONLY: the coordinator installs moved slots without the source's sessions (must
+    /// be caught).
+    pub strip_sessions: bool,
 }
 
 impl SimConfig {
@@ -71,6 +95,7 @@ impl SimConfig {
         node::Bugs {
             skip_promise_check: self.broken,
             forget_sessions: self.forget_sessions,
+            serve_frozen: self.serve_frozen,
         }
     }
 }
@@ -87,6 +112,9 @@ impl SimConfig {
             harsh: false,
             reconfig: false,
             forget_sessions: false,
+            moves: false,
+            serve_frozen: false,
+            strip_sessions: false,
         }
     }
 }
@@ -122,6 +150,14 @@ pub struct Outcome {
     pub catch_ups: u64,
     /// Nodes that left the group and retired after their grace period.
     pub retired: u64,
+    /// Groups side by side (slot-move schedules: 2 or 3).
+    pub groups: usize,
+    /// Slot moves completed (frozen, installed, published).
+    pub moves: u64,
+    /// Client commands a replica answered `Moved` (one per replica that applied it).
+    pub moved: u64,
+    /// Client commands that took effect, each checked against its slot's owner.
+    pub served: u64,
 }
 
 /// A failing schedule: the seed, why, and the history so far.
@@ -132,103 +168,39 @@ pub struct Failure {
     pub history: String,
 }
 
-/// Node count, clients, keys, fault rates: drawn per schedule from the seed.
-#[derive(Clone, Debug)]
-pub struct Params {
-    pub nodes: usize,
-    pub clients: usize,
-    pub keys: usize,
-    pub fault_p: f64,
-    pub crashes: usize,
-    pub net: NetParams,
-    /// Propose a StopSign once this many operations were issued (some schedules only).
-    pub stopsign_after: Option<usize>,
-    /// Per node: the tick its process comes up (all 0 unless the starts are staggered).
-    /// Before it, the node neither ticks nor handles messages, and clients don't pick it.
-    pub start_at: Vec<u64>,
-    /// Per node: the chance a tick is skipped and the chance it is doubled (all 0 unless the
-    /// clocks are skewed), so round boundaries drift between nodes.
-    pub tick_skew: Vec<(f64, f64)>,
-    /// A crash during the first elections, at this tick (some schedules with a crash budget):
-    /// a fresh leader dying before its peers' detectors caught up with it.
-    pub early_crash: Option<u64>,
-}
-
-/// Ticks per BLE round of the simulated members (`MemberCoreConfig` default).
-pub const ROUND_TICKS: u64 = 12;
-/// Staggered starts spread over this many rounds.
-const START_ROUNDS: u64 = 3;
-
-impl Params {
-    /// `rng` draws the classic parameters; `timing` (a stream of its own, so schedules without
-    /// staggered starts or skew stay as they were) draws the start ticks and clock skew.
-    fn draw(rng: &mut SmallRng, timing: &mut SmallRng, ops: usize, harsh: bool) -> Self {
-        let nodes = if rng.gen_bool(0.5) { 3 } else { 5 };
-        let mut start_at = vec![0; nodes];
-        if timing.gen_bool(1.0 / 3.0) {
-            for s in start_at.iter_mut() {
-                *s = timing.gen_range(0..START_ROUNDS * ROUND_TICKS);
-            }
-            // Someone is up from the start (clients need a node to talk to).
-            let first = start_at.iter().copied().min().unwrap_or(0);
-            for s in start_at.iter_mut() {
-                *s -= first;
-            }
-        }
-        let mut tick_skew = vec![(0.0, 0.0); nodes];
-        if timing.gen_bool(1.0 / 3.0) {
-            for k in tick_skew.iter_mut() {
-                *k = (timing.gen_range(0.0..0.08), timing.gen_range(0.0..0.02));
-            }
-        }
-        // Early crashes aim at the first elections: with staggered starts, around the first
-        // round end of the last node up (it may just have elected itself over the others).
-        let last_up = start_at.iter().copied().max().unwrap_or(0);
-        let early_crash = timing.gen_bool(0.5).then(|| {
-            if last_up > 0 && timing.gen_bool(0.5) {
-                last_up + timing.gen_range(ROUND_TICKS..3 * ROUND_TICKS)
+impl GroupSim {
+    /// Group `g` with its first members; its membership plan (reconfiguration schedules: one
+    /// or two changes; slot-move schedules: none or one) from a random stream of its own.
+    fn new(cfg: &SimConfig, g: usize, members: Vec<NodeId>) -> Self {
+        let mut recfg = SmallRng::seed_from_u64(cfg.seed ^ 0x5ec0_4f16_c0de_0001 ^ g as u64);
+        let changes = if cfg.reconfig {
+            if recfg.gen_bool(0.5) {
+                1
             } else {
-                timing.gen_range(1..(START_ROUNDS + 3) * ROUND_TICKS)
+                2
             }
-        });
-        let quiet = timing.gen_bool(0.5);
-        let mut params = Params {
-            early_crash,
-            start_at,
-            tick_skew,
-            nodes,
-            clients: rng.gen_range(3..=5),
-            keys: rng.gen_range(1..=3),
-            fault_p: rng.gen_range(0.005..0.04),
-            crashes: if rng.gen_bool(0.5) {
-                (nodes - 1) / 2
-            } else {
-                0
-            },
-            net: NetParams {
-                drop_p: rng.gen_range(0.0..0.1),
-                dup_p: rng.gen_range(0.0..0.05),
-                max_delay: rng.gen_range(1..=5),
-            },
-            stopsign_after: rng.gen_bool(0.15).then(|| rng.gen_range(0..ops.max(1))),
+        } else if cfg.moves {
+            usize::from(recfg.gen_bool(0.5))
+        } else {
+            0
         };
-        if quiet && params.early_crash.is_some() && params.crashes > 0 {
-            // Nothing but the early crash, over a lossless network (as over TCP): no later
-            // fault or loss comes to shake a stuck group loose.
-            params.fault_p = 0.0;
-            params.net.drop_p = 0.0;
+        let mut plan: Vec<usize> = (0..changes)
+            .map(|_| recfg.gen_range(0..cfg.ops.max(1)))
+            .collect();
+        plan.sort_unstable();
+        GroupSim {
+            published: vec![(0, members)],
+            inv: Invariants::default(),
+            recfg,
+            plan,
+            change: None,
+            changes_done: 0,
+            crashes: 0,
         }
-        params.harsher(rng, harsh)
     }
 
-    fn harsher(mut self, rng: &mut SmallRng, harsh: bool) -> Self {
-        if harsh {
-            self.fault_p = rng.gen_range(0.02..0.1);
-            self.net.drop_p = rng.gen_range(0.0..0.3);
-            self.net.dup_p = rng.gen_range(0.0..0.2);
-            self.net.max_delay = rng.gen_range(5..=30);
-        }
-        self
+    fn pending(&self) -> bool {
+        self.changes_done < self.plan.len()
     }
 }
 
@@ -242,11 +214,14 @@ pub struct Sim {
     event: u64,
     /// Every node the schedule ever started, by id (node `i` is `nodes[i - 1]`).
     pub universe: Vec<NodeId>,
-    /// The published configurations `(id, members)`, oldest first: the clients' map.
-    pub published: Vec<(u32, Vec<NodeId>)>,
     pub nodes: Vec<Option<Node>>,
     pub net: Net,
-    inv: Invariants,
+    /// The groups (one but in slot-move schedules).
+    pub groups: Vec<GroupSim>,
+    /// The coordinator's slot moves (slot-move schedules).
+    moves: Option<MoveDriver>,
+    /// Checks across groups: one effect per command, one group serving a slot at a time.
+    slots: SlotChecks,
     clients: Vec<Client>,
     pub history: Vec<OpRecord>,
     last_written: Vec<Option<String>>,
@@ -254,21 +229,24 @@ pub struct Sim {
     out: Vec<(NodeId, Msg)>,
     replies: Vec<Reply>,
     stopsign_tried: Option<u64>,
-    /// Reconfiguration schedules: the driver's own random stream, its plan (the operation
-    /// counts after which to change members) and the change in progress.
+    stats: ReconfigStats,
+    /// Client commands answered `Moved` (figures).
+    moved_answers: u64,
+}
+
+/// One replication group of the simulation.
+pub struct GroupSim {
+    /// The published configurations `(id, members)`, oldest first: the clients' map.
+    pub published: Vec<(u32, Vec<NodeId>)>,
+    pub inv: Invariants,
+    /// Membership changes: the driver's own random stream, its plan (the operation counts
+    /// after which to change members) and the change in progress.
     recfg: SmallRng,
     plan: Vec<usize>,
     change: Option<Change>,
     changes_done: usize,
-    stats: ReconfigStats,
-}
-
-/// A membership change the driver asked for and waits to see chosen.
-#[derive(Clone, Debug)]
-struct Change {
-    from: u32,
-    ss: StopSign,
-    tried_at: Option<u64>,
+    /// Crashes among its nodes so far (each group has the schedule's crash budget).
+    pub crashes: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -281,28 +259,46 @@ impl Sim {
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let mut timing = SmallRng::seed_from_u64(cfg.seed ^ 0x7431_c0c5_57a6_6e75);
         let mut params = Params::draw(&mut rng, &mut timing, cfg.ops, cfg.harsh);
-        let mut recfg = SmallRng::seed_from_u64(cfg.seed ^ 0x5ec0_4f16_c0de_0001);
-        let mut plan = Vec::new();
-        if cfg.reconfig {
-            params.stopsign_after = None;
-            let changes = if recfg.gen_bool(0.5) { 1 } else { 2 };
-            plan = (0..changes)
-                .map(|_| recfg.gen_range(0..cfg.ops.max(1)))
-                .collect();
-            plan.sort_unstable();
+        let mut mrng = SmallRng::seed_from_u64(cfg.seed ^ 0x510e_c0de_0000_0007);
+        let count = if cfg.moves { mrng.gen_range(2..=3) } else { 1 };
+        if cfg.moves {
+            params.keys = mrng.gen_range(2..=5);
+            params.spread_timing(count);
         }
-        let members: Vec<NodeId> = (1..=params.nodes as u64).map(NodeId).collect();
-        let nodes: Vec<Option<Node>> = members
-            .iter()
-            .map(|&id| {
-                let mut n = Node::new(id, 0, &members, cfg.bugs(), cfg.check_ballots);
-                n.stale_reads = cfg.stale_reads;
-                Some(n)
+        if cfg.reconfig || cfg.moves {
+            params.stopsign_after = None;
+        }
+        let n = params.nodes;
+        let groups: Vec<GroupSim> = (0..count)
+            .map(|g| {
+                let members = (1..=n as u64).map(|i| NodeId(i + (g * n) as u64)).collect();
+                GroupSim::new(&cfg, g, members)
             })
             .collect();
+        let (initial, moves) = if cfg.moves {
+            let (initial, driver) = Self::draw_moves(&cfg, mrng, params.keys, count);
+            (initial, Some(driver))
+        } else {
+            (BTreeMap::new(), None)
+        };
+        let mut nodes = Vec::new();
+        for (g, group) in groups.iter().enumerate() {
+            let members = &group.published[0].1;
+            for &id in members {
+                let mut node = if cfg.moves {
+                    let slots = Self::initial_slots(&initial, g);
+                    Node::with_slots(id, g, members, slots, cfg.bugs())
+                } else {
+                    Node::new(id, 0, members, cfg.bugs(), cfg.check_ballots)
+                };
+                node.stale_reads = cfg.stale_reads;
+                nodes.push(Some(node));
+            }
+        }
+        let universe = (1..=nodes.len() as u64).map(NodeId).collect();
         let per_client = cfg.ops.div_ceil(params.clients);
         let clients = (0..params.clients)
-            .map(|i| Client::new(i, per_client, params.keys))
+            .map(|i| Client::new(i, per_client, params.keys, count))
             .collect();
         Sim {
             net: Net::new(params.net.clone()),
@@ -313,22 +309,56 @@ impl Sim {
             timing,
             now: 0,
             event: 0,
-            published: vec![(0, members.clone())],
-            universe: members,
+            universe,
             nodes,
-            inv: Invariants::default(),
+            groups,
+            moves,
+            slots: SlotChecks::new(initial),
             clients,
             history: Vec::new(),
             faults: FaultStats::default(),
             out: Vec::new(),
             replies: Vec::new(),
             stopsign_tried: None,
-            recfg,
-            plan,
-            change: None,
-            changes_done: 0,
             stats: ReconfigStats::default(),
+            moved_answers: 0,
         }
+    }
+
+    /// The movable slots (those of the keys) with their first owners, and the coordinator
+    /// with its plan of 2 to 4 moves.
+    fn draw_moves(
+        cfg: &SimConfig,
+        mut mrng: SmallRng,
+        keys: usize,
+        groups: usize,
+    ) -> (BTreeMap<Slot, usize>, MoveDriver) {
+        let mut initial = BTreeMap::new();
+        for k in 0..keys {
+            let s = slot_of(format!("k{k}").as_bytes());
+            let g = mrng.gen_range(0..groups);
+            initial.entry(s).or_insert(g);
+        }
+        let count = mrng.gen_range(2..=4);
+        let mut plan: Vec<usize> = (0..count)
+            .map(|_| mrng.gen_range(0..cfg.ops.max(1)))
+            .collect();
+        plan.sort_unstable();
+        let driver = MoveDriver::new(mrng, plan, initial.clone(), groups, cfg.strip_sessions);
+        (initial, driver)
+    }
+
+    /// Group `g`'s slots at the start: its movable slots, and every other slot for group 0.
+    fn initial_slots(initial: &BTreeMap<Slot, usize>, g: usize) -> Vec<Slot> {
+        let all = (0..kv_ports::membership::SLOTS as u16).map(Slot);
+        all.filter(|s| initial.get(s).map_or(g == 0, |&o| o == g))
+            .collect()
+    }
+
+    /// Whether clients follow redirects between configurations and groups (reconfiguration
+    /// and slot-move schedules) instead of stopping at a sealed group.
+    pub fn redirects(&self) -> bool {
+        self.cfg.reconfig || self.cfg.moves
     }
 
     pub fn alive(&self) -> Vec<NodeId> {
@@ -353,25 +383,42 @@ impl Sim {
             .collect()
     }
 
-    /// The members of published configuration `config` (the newest if unknown).
-    pub fn config_members(&self, config: u32) -> &[NodeId] {
-        let found = self.published.iter().find(|(c, _)| *c == config);
-        &found.unwrap_or_else(|| self.newest()).1
+    /// The members of group `g`'s published configuration `config` (the newest if unknown).
+    pub fn config_members(&self, g: usize, config: u32) -> &[NodeId] {
+        let found = self.groups[g].published.iter().find(|(c, _)| *c == config);
+        &found.unwrap_or_else(|| self.newest(g)).1
     }
 
-    /// The newest published configuration.
-    pub fn newest(&self) -> &(u32, Vec<NodeId>) {
-        self.published.last().expect("configuration 0 is published")
+    /// Group `g`'s newest published configuration.
+    pub fn newest(&self, g: usize) -> &(u32, Vec<NodeId>) {
+        let published = &self.groups[g].published;
+        published.last().expect("configuration 0 is published")
     }
 
-    /// The live nodes running configuration `config`.
-    fn active_in(&self, config: u32) -> Vec<NodeId> {
+    /// The live nodes of group `g` running configuration `config`.
+    fn active_in(&self, g: usize, config: u32) -> Vec<NodeId> {
         self.nodes
             .iter()
             .flatten()
-            .filter(|n| n.group.config() == Some(config))
+            .filter(|n| n.gi == g && n.group.config() == Some(config))
             .map(|n| n.id)
             .collect()
+    }
+
+    /// Live nodes that may still crash: their group has crash budget left.
+    pub fn crashable(&self) -> Vec<NodeId> {
+        let budget = self.params.crashes as u64;
+        let nodes = self.nodes.iter().flatten();
+        let ok = nodes.filter(|n| self.groups[n.gi].crashes < budget);
+        ok.map(|n| n.id).collect()
+    }
+
+    /// Crash `victim` (crash-stop): counted against its group's budget.
+    pub fn crash(&mut self, victim: NodeId) {
+        let gi = self.node(victim).expect("alive").gi;
+        self.groups[gi].crashes += 1;
+        self.faults.crashes += 1;
+        self.nodes[(victim.0 - 1) as usize] = None;
     }
 
     pub fn node(&self, id: NodeId) -> Option<&Node> {
@@ -445,7 +492,14 @@ impl Sim {
             let Some(n) = self.nodes[i].as_mut() else {
                 continue;
             };
-            let retired = n.drain(&mut self.out, &mut self.replies, &mut self.inv)?;
+            let inv = &mut self.groups[n.gi].inv;
+            let retired = n.drain(
+                &mut self.out,
+                &mut self.replies,
+                inv,
+                &mut self.slots,
+                self.now,
+            )?;
             let from = n.id;
             if retired {
                 // Its grace period is over: the shell stops it (its last words still go out).
@@ -457,17 +511,36 @@ impl Sim {
                 self.net.send(&mut self.rng, self.now, from, to, msg);
             }
             for (id, answer) in std::mem::take(&mut self.replies) {
-                self.answer(client_idx(id.client), id.seq, answer);
+                if id.client == COORD {
+                    self.move_answer(id.seq, answer);
+                } else if self.reply_lost() {
+                    // The client's connection broke after the command was applied: it times
+                    // out and retries, maybe at another group by then.
+                    self.trace(|| format!("reply to {id:?} lost"));
+                } else {
+                    self.answer(client_idx(id.client), id.seq, answer);
+                }
             }
+        }
+        if let Some(e) = self.moves.as_mut().and_then(|d| d.error.take()) {
+            return Err(e);
         }
         Ok(())
     }
 
-    fn pick_target(&mut self, hint: Option<NodeId>, view: u32) -> NodeId {
-        if let Some(h) = hint.filter(|h| self.node(*h).is_some() && self.started(*h)) {
+    /// Slot-move schedules lose client replies like messages (at the network's loss rate),
+    /// so commands applied at a slot's source get retried at its destination.
+    fn reply_lost(&mut self) -> bool {
+        let p = self.net.params.drop_p;
+        self.cfg.moves && p > 0.0 && self.rng.gen_bool(p)
+    }
+
+    fn pick_target(&mut self, hint: Option<NodeId>, g: usize, view: u32) -> NodeId {
+        let usable = |h: &NodeId| self.node(*h).is_some_and(|n| n.gi == g) && self.started(*h);
+        if let Some(h) = hint.filter(usable) {
             return h;
         }
-        let members = self.config_members(view);
+        let members = self.config_members(g, view);
         let live = |m: &&NodeId| self.node(**m).is_some();
         let mut up: Vec<NodeId> = members
             .iter()
@@ -486,10 +559,30 @@ impl Sim {
     }
 
     /// Send the client's current command to a node; an immediate answer is handled at once.
+    /// The group the client's current operation goes to, by the map the client knows.
+    fn op_group(&self, c: usize) -> usize {
+        let (Some(d), Some(p)) = (&self.moves, &self.clients[c].cur) else {
+            return 0;
+        };
+        let key = p.cmd.op.key().expect("client operations have a key");
+        d.owner(self.clients[c].map, key)
+    }
+
+    /// A router refreshing a stale map: the newest configurations and slot map.
+    fn refresh(&mut self, c: usize) {
+        let newest: Vec<u32> = (0..self.groups.len()).map(|g| self.newest(g).0).collect();
+        let client = &mut self.clients[c];
+        client.views = newest;
+        if let Some(d) = &self.moves {
+            client.map = d.newest();
+        }
+    }
+
     fn send_current(&mut self, c: usize) {
         let hint = self.clients[c].hint;
-        let view = self.clients[c].view;
-        let target = self.pick_target(hint, view);
+        let g = self.op_group(c);
+        let view = self.clients[c].views[g];
+        let target = self.pick_target(hint, g, view);
         let cur = self.clients[c]
             .cur
             .as_mut()
@@ -544,193 +637,25 @@ impl Sim {
                 // A real client has a deadline, not a count of redirects: in reconfiguration
                 // schedules (where a new configuration takes a few election rounds to start)
                 // only silence counts as a timeout.
-                if !(self.cfg.reconfig && p.redirected) {
+                let redirects = self.cfg.reconfig || self.cfg.moves;
+                if !(redirects && p.redirected) {
                     p.timeouts += 1;
                 }
                 p.redirected = false;
                 // Redirects between configurations cost attempts too: allow more of them.
-                let max_tries = if self.cfg.reconfig {
-                    2 * MAX_TRIES
-                } else {
-                    MAX_TRIES
-                };
+                let max_tries = if redirects { 2 * MAX_TRIES } else { MAX_TRIES };
                 if p.timeouts >= MAX_TIMEOUTS || p.tries >= max_tries {
                     self.give_up(c);
                 } else {
                     client.hint = None;
-                    if self.cfg.reconfig {
+                    if redirects {
                         // Like a router refreshing a stale map after a timeout.
-                        client.view = self.published.last().map_or(0, |p| p.0);
+                        self.refresh(c);
                     }
                     self.send_current(c);
                 }
             }
             _ => {}
-        }
-    }
-
-    /// In schedules that seal the group, propose the StopSign (again, until it is chosen): it
-    /// names configuration 1 with the same members. Reconfiguration schedules drive membership
-    /// changes instead (`drive_changes`).
-    fn maybe_reconfigure(&mut self) {
-        if self.cfg.reconfig {
-            return self.drive_changes();
-        }
-        let Some(after) = self.params.stopsign_after else {
-            return;
-        };
-        let due = self.stopsign_tried.is_none_or(|t| self.now >= t + 20);
-        if self.history.len() < after || self.inv.stopsign_idx(0).is_some() || !due {
-            return;
-        }
-        let up = self.up();
-        if up.is_empty() {
-            return;
-        }
-        let target = up[self.rng.gen_range(0..up.len())];
-        let ss = StopSign {
-            next_config: 1,
-            members: self.universe.clone(),
-            metadata: vec![7],
-        };
-        if self.published.len() == 1 {
-            self.published.push((1, ss.members.clone()));
-        }
-        let node = self.node_mut(target).expect("alive");
-        if node.group.change_members(0, ss).is_ok() {
-            self.stopsign_tried = Some(self.now);
-            self.trace(|| format!("stopsign proposed at {target}"));
-        }
-    }
-
-    /// The coordinator's part: when the plan says so, pick the next member set, publish it,
-    /// start the new nodes (joining) and ask the current leader to seal the configuration with
-    /// a StopSign naming it; retry until the StopSign is chosen.
-    fn drive_changes(&mut self) {
-        if let Some(ch) = &self.change {
-            if self.inv.stopsign_idx(ch.from).is_some() {
-                self.trace(|| format!("c{} sealed: c{} chosen", ch.from, ch.ss.next_config));
-                self.change = None;
-                self.changes_done += 1;
-            } else if ch.tried_at.is_none_or(|t| self.now >= t + 20) {
-                self.propose_change();
-            }
-            return;
-        }
-        let Some(&after) = self.plan.get(self.changes_done) else {
-            return;
-        };
-        let (cur, members) = self.newest().clone();
-        if self.history.len() < after || self.active_in(cur).is_empty() {
-            return;
-        }
-        let next = self.next_members(&members);
-        let id = cur + 1;
-        let mut sources = members.clone();
-        sources.extend(next.iter().copied().filter(|m| !members.contains(m)));
-        let mut joiners: Vec<NodeId> = next
-            .iter()
-            .copied()
-            .filter(|m| !members.contains(m))
-            .collect();
-        joiners.sort_unstable();
-        for m in joiners {
-            assert_eq!(m.0 as usize, self.nodes.len() + 1, "node ids are dense");
-            let sources: Vec<NodeId> = sources.iter().copied().filter(|s| *s != m).collect();
-            let mut node =
-                Node::joining(m, cur, id, sources, self.cfg.bugs(), self.cfg.check_ballots);
-            node.stale_reads = self.cfg.stale_reads;
-            self.nodes.push(Some(node));
-            self.params.start_at.push(self.now);
-            self.params.tick_skew.push((0.0, 0.0));
-            self.universe.push(m);
-        }
-        self.trace(|| format!("change c{cur} {members:?} -> c{id} {next:?}"));
-        self.published.push((id, next.clone()));
-        self.change = Some(Change {
-            from: cur,
-            ss: StopSign {
-                next_config: id,
-                members: next,
-                metadata: vec![],
-            },
-            tried_at: None,
-        });
-        self.propose_change();
-    }
-
-    /// The next member set: crashed members are replaced by new nodes first; then replace one
-    /// (three members) or two (five), add one, or remove one, never going below
-    /// `2 * crash budget + 1` members (so every configuration keeps a live majority) or above
-    /// the initial size plus one.
-    fn next_members(&mut self, members: &[NodeId]) -> Vec<NodeId> {
-        let budget = self.params.crashes;
-        let min = (2 * budget + 1).max(3);
-        let max = self.params.nodes + 1;
-        let mut fresh = self.nodes.len() as u64;
-        let mut new_id = || {
-            fresh += 1;
-            NodeId(fresh)
-        };
-        let mut next: Vec<NodeId> = Vec::new();
-        for &m in members {
-            next.push(if self.node(m).is_some() { m } else { new_id() });
-        }
-        let replaced = next.iter().filter(|m| !members.contains(m)).count();
-        let kind = self.recfg.gen_range(0..100);
-        if kind < 15 && next.len() < max {
-            next.push(new_id());
-        } else if kind < 30 && next.len() > min {
-            let i = self.recfg.gen_range(0..next.len());
-            next.remove(i);
-        } else {
-            // Replace one member of three, two of five (crashed ones replaced above count).
-            let k: usize = if self.params.nodes >= 5 { 2 } else { 1 };
-            let mut old: Vec<usize> = (0..next.len())
-                .filter(|&i| members.contains(&next[i]))
-                .collect();
-            old.shuffle(&mut self.recfg);
-            for &i in old.iter().take(k.saturating_sub(replaced)) {
-                next[i] = new_id();
-            }
-        }
-        // Number the new nodes densely (a removal may have dropped one just drawn).
-        let mut fresh = self.nodes.len() as u64;
-        for m in next.iter_mut().filter(|m| !members.contains(m)) {
-            fresh += 1;
-            *m = NodeId(fresh);
-        }
-        next
-    }
-
-    /// Ask the leader of the configuration being sealed (or any of its active members, which
-    /// forwards it) to propose the StopSign.
-    fn propose_change(&mut self) {
-        let Some(ch) = self.change.clone() else {
-            return;
-        };
-        let active = self.active_in(ch.from);
-        if active.is_empty() {
-            return;
-        }
-        let leader = active.iter().copied().find(|&p| {
-            self.node(p)
-                .and_then(|n| n.group.member())
-                .is_some_and(|m| m.sp().is_accepting_leader())
-        });
-        let target = leader.unwrap_or_else(|| active[self.recfg.gen_range(0..active.len())]);
-        let node = self.node_mut(target).expect("active");
-        let ok = node.group.change_members(ch.from, ch.ss.clone()).is_ok();
-        if ok {
-            if let Some(c) = self.change.as_mut() {
-                c.tried_at = Some(self.now);
-            }
-            self.trace(|| {
-                format!(
-                    "StopSign c{} -> c{} proposed at {target}",
-                    ch.from, ch.ss.next_config
-                )
-            });
         }
     }
 
@@ -766,6 +691,7 @@ impl Sim {
     }
 
     fn answer(&mut self, c: usize, seq: u64, answer: Result<KvResult, KvError>) {
+        let redirects = self.redirects();
         let Some(p) = &mut self.clients[c].cur else {
             return;
         };
@@ -789,15 +715,25 @@ impl Sim {
                 p.redirected = true;
                 self.clients[c].hint = hint;
             }
-            Err(KvError::Sealed { next_config }) if self.cfg.reconfig => {
+            Err(KvError::Sealed { next_config }) if redirects => {
                 // Follow the redirect: retry soon at the next configuration's members, with
                 // the same request id (the session table stops a second effect).
                 p.deadline = self.now + 3;
                 p.redirected = true;
                 self.trace(|| format!("client {c} seq {seq}: sealed, go to c{next_config}"));
+                let g = self.op_group(c);
                 let client = &mut self.clients[c];
-                client.view = client.view.max(next_config);
+                client.views[g] = client.views[g].max(next_config);
                 client.hint = None;
+            }
+            Err(KvError::Moved { epoch }) if self.cfg.moves => {
+                // The slot moved: refresh the map and retry soon with the same request id.
+                p.deadline = self.now + 3;
+                p.redirected = true;
+                self.moved_answers += 1;
+                self.trace(|| format!("client {c} seq {seq}: moved at {epoch}, refresh"));
+                self.refresh(c);
+                self.clients[c].hint = None;
             }
             Err(KvError::Sealed { .. }) => self.sealed(c),
             Err(e) => {
@@ -811,123 +747,31 @@ impl Sim {
         self.clients.iter().all(Client::done)
     }
 
-    /// Heal every link and stop losing messages; give each client one more operation.
-    fn heal_for_good(&mut self) {
-        faults::heal_all(self);
-        self.net.params.drop_p = 0.0;
-        self.net.params.dup_p = 0.0;
-        if self.params.stopsign_after.is_some() {
-            return;
-        }
-        for c in self.clients.iter_mut() {
-            c.remaining += 1;
-        }
-    }
-
-    fn run_phases(&mut self) -> Result<(), String> {
-        let limit = self.cfg.ops as u64 * 300 + 2_000;
-        while !self.all_done() && self.now < limit {
-            self.step(true)?;
-        }
-        if !self.all_done() {
-            return Err("clients still busy at the end of the faulty phase".into());
-        }
-        let final_from = self.history.len();
-        self.heal_for_good();
-        let limit = self.now + 3_000;
-        let sealing = self.params.stopsign_after.is_some();
-        let pending =
-            |s: &Self| sealing && s.inv.stopsign_idx(0).is_none() || s.changes_done < s.plan.len();
-        while (!self.all_done() || pending(self)) && self.now < limit {
-            self.step(false)?;
-        }
-        if self.cfg.harsh {
-            return Ok(());
-        }
-        let lost = self.history[final_from..]
-            .iter()
-            .filter(|r| r.ok != Some(true))
-            .count();
-        if lost > 0 {
-            return Err(format!(
-                "liveness: {lost} operation(s) after the final heal did not complete\n{}",
-                self.describe()
-            ));
-        }
-        if pending(self) {
-            return Err(format!(
-                "liveness: a StopSign was never chosen after the heal\n{}",
-                self.describe()
-            ));
-        }
-        // Members of the newest configuration all run it; everyone else retires.
-        let limit = self.now + 2_000;
-        while !self.settled() && self.now < limit {
-            self.step(false)?;
-        }
-        for _ in 0..100 {
-            self.step(false)?;
-        }
-        let (config, members) = self.newest().clone();
-        let chosen = self.inv.chosen_len(config);
-        for n in self.nodes.iter().flatten() {
-            if !members.contains(&n.id) {
-                return Err(format!(
-                    "liveness: {} is in no configuration but did not retire\n{}",
-                    n.id,
-                    self.describe()
-                ));
-            }
-            let Some(m) = n
-                .group
-                .member()
-                .filter(|_| n.group.config() == Some(config))
-            else {
-                return Err(format!(
-                    "liveness: {} does not run c{config} after heal\n{}",
-                    n.id,
-                    self.describe()
-                ));
-            };
-            if m.sp().decided_idx() != chosen {
-                let (id, ld) = (n.id, m.sp().decided_idx());
-                return Err(format!(
-                    "liveness: {id} decided {ld} of {chosen} entries of c{config} after heal\n{}",
-                    self.describe()
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Every live node runs the newest configuration if it is a member, else has retired.
-    fn settled(&self) -> bool {
-        let (config, members) = self.newest();
-        self.nodes
+    fn describe(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
             .iter()
             .flatten()
-            .all(|n| members.contains(&n.id) && n.group.config() == Some(*config))
-    }
-
-    fn describe(&self) -> String {
-        let nodes: Vec<String> = self.nodes.iter().flatten().map(Node::describe).collect();
+            .map(|n| format!("g{} {}", n.gi, n.describe()))
+            .collect();
         format!("t={} {}", self.now, nodes.join("\n"))
     }
 
     fn outcome(&self) -> Outcome {
+        let sum = |f: fn(&GroupSim) -> u64| self.groups.iter().map(f).sum::<u64>();
         Outcome {
             nodes: self.params.nodes,
             ops: self.history.len(),
             ok: self.history.iter().filter(|r| r.ok == Some(true)).count(),
             unknown: self.history.iter().filter(|r| r.ok.is_none()).count(),
             ticks: self.now,
-            decided: self.inv.chosen_total(),
+            decided: sum(|g| g.inv.chosen_total()),
             sent: self.net.sent,
             dropped: self.net.dropped,
             duplicated: self.net.duplicated,
             faults: self.faults.clone(),
             checker_gave_up: false,
-            sealed: self.inv.stopsign_idx(0).is_some() && !self.cfg.reconfig,
+            sealed: self.groups[0].inv.stopsign_idx(0).is_some() && !self.redirects(),
             failed: self.history.iter().filter(|r| r.ok == Some(false)).count(),
             staggered: self.params.start_at[..self.params.nodes]
                 .iter()
@@ -938,10 +782,14 @@ impl Sim {
                 .iter()
                 .any(|&(s, d)| s > 0.0 || d > 0.0),
             quiet: self.params.fault_p == 0.0,
-            changes: self.changes_done as u64,
-            snapshot_installs: self.inv.snapshot_installs,
-            catch_ups: self.inv.catch_ups,
+            changes: sum(|g| g.changes_done as u64),
+            snapshot_installs: sum(|g| g.inv.snapshot_installs),
+            catch_ups: sum(|g| g.inv.catch_ups),
             retired: self.stats.retired,
+            groups: self.groups.len(),
+            moves: self.moves.as_ref().map_or(0, |d| d.done as u64),
+            moved: self.moved_answers,
+            served: self.slots.served,
         }
     }
 }

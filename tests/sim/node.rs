@@ -9,15 +9,19 @@ use kv_components::reconfig::{ConfigEvent, GroupNode, GroupNodeConfig, GroupOutp
 use kv_components::replica::{Applied, KvError, Reply};
 use kv_ports::ids::NodeId;
 use kv_ports::kv::{KvCommand, KvOp, KvResult, RequestId};
+use kv_ports::membership::Slot;
 
 use super::invariants::Invariants;
 use super::net::Msg;
+use super::slots::SlotChecks;
 
 /// Ticks a leaving node stays to serve snapshots and redirect clients (ten election rounds).
 pub const RETIRE_GRACE: u64 = 120;
 
 pub struct Node {
     pub id: NodeId,
+    /// Which of the simulator's groups this node serves (each node serves one).
+    pub gi: usize,
     pub group: GroupNode,
     last_promise: Ballot,
     promise_config: u32,
@@ -36,12 +40,15 @@ pub struct Bugs {
     pub skip_promise_check: bool,
     /// A new configuration starts without the client sessions.
     pub forget_sessions: bool,
+    /// Replicas keep serving slots they froze (or never owned).
+    pub serve_frozen: bool,
 }
 
 fn node_config(id: NodeId, bugs: Bugs) -> GroupNodeConfig {
     let mut cfg = GroupNodeConfig::new(id);
     cfg.unsafe_skip_promise_check = bugs.skip_promise_check;
     cfg.unsafe_forget_sessions = bugs.forget_sessions;
+    cfg.unsafe_serve_frozen = bugs.serve_frozen;
     cfg.retire_grace_ticks = RETIRE_GRACE;
     cfg
 }
@@ -50,6 +57,7 @@ impl Node {
     fn with_group(id: NodeId, group: GroupNode, check_ballots: bool) -> Self {
         Node {
             id,
+            gi: 0,
             last_epoch: group.epoch(),
             group,
             last_promise: Ballot::ZERO,
@@ -71,6 +79,21 @@ impl Node {
     ) -> Self {
         let group = GroupNode::new(node_config(id, bugs), config, members.to_vec());
         Self::with_group(id, group, check_ballots)
+    }
+
+    /// A member of configuration `config` of group `gi` from its start, serving `slots`.
+    pub fn with_slots(
+        id: NodeId,
+        gi: usize,
+        members: &[NodeId],
+        slots: Vec<Slot>,
+        bugs: Bugs,
+    ) -> Self {
+        let cfg = node_config(id, bugs);
+        let group = GroupNode::with_slots(cfg, 0, members.to_vec(), slots);
+        let mut node = Self::with_group(id, group, true);
+        node.gi = gi;
+        node
     }
 
     /// A brand-new node named in configuration `next`, which follows `after`.
@@ -112,6 +135,8 @@ impl Node {
         out: &mut Vec<(NodeId, Msg)>,
         replies: &mut Vec<Reply>,
         inv: &mut Invariants,
+        slots: &mut SlotChecks,
+        now: u64,
     ) -> Result<bool, String> {
         self.group.drain_into(&mut self.out);
         if let (Some(c), Some(m)) = (self.group.config(), self.group.member()) {
@@ -141,6 +166,8 @@ impl Node {
         replies.append(&mut self.out.replies);
         for (config, idx, entry, applied) in self.out.applied.drain(..) {
             inv.decided(config, self.id, idx, &entry)?;
+            let at = (self.gi, config, idx);
+            slots.applied(self.id, at, &entry, &applied, now)?;
             if let Applied::Executed(id, _) = applied {
                 if !self.executed.insert(id) {
                     return Err(format!("{}: command {id:?} executed twice", self.id));

@@ -39,6 +39,10 @@ pub struct Totals {
     snapshot_installs: u64,
     catch_ups: u64,
     retired: u64,
+    three_groups: u64,
+    moves: u64,
+    moved: u64,
+    served: u64,
 }
 
 impl Totals {
@@ -68,6 +72,10 @@ impl Totals {
         self.snapshot_installs += o.snapshot_installs;
         self.catch_ups += o.catch_ups;
         self.retired += o.retired;
+        self.three_groups += u64::from(o.groups == 3);
+        self.moves += o.moves;
+        self.moved += o.moved;
+        self.served += o.served;
     }
 
     fn merge(&mut self, o: Totals) {
@@ -96,6 +104,10 @@ impl Totals {
         self.snapshot_installs += o.snapshot_installs;
         self.catch_ups += o.catch_ups;
         self.retired += o.retired;
+        self.three_groups += o.three_groups;
+        self.moves += o.moves;
+        self.moved += o.moved;
+        self.served += o.served;
     }
 }
 
@@ -106,6 +118,8 @@ pub struct Mode {
     pub harsh: bool,
     /// Membership changes mid-run.
     pub reconfig: bool,
+    /// Several groups, slot moves between them (and membership changes in each).
+    pub moves: bool,
 }
 
 impl Mode {
@@ -116,6 +130,9 @@ impl Mode {
         }
         if self.reconfig {
             v.push_str(" SIM_RECONFIG=1");
+        }
+        if self.moves {
+            v.push_str(" SIM_MOVES=1");
         }
         v
     }
@@ -140,6 +157,7 @@ pub fn run_many(
                         let mut cfg = SimConfig::new(seed, ops);
                         cfg.harsh = mode.harsh;
                         cfg.reconfig = mode.reconfig;
+                        cfg.moves = mode.moves;
                         match run(&cfg) {
                             Ok(o) => totals.add(&o),
                             Err(f) => failures.push(f),
@@ -191,12 +209,14 @@ pub fn run_and_check(first: u64, count: u64, ops: usize, mode: Mode) {
         "sim{}: {} schedules ({} with 5 nodes) x {ops} ops in {secs:.1}s on {threads} threads; \
          ops {} (ok {}, unknown {}, no effect {}), sealed by StopSign {}, decided {}, ticks {}, msgs {} (dropped {}, duplicated {}), \
          faults: cuts {} isolations {} splits {} heals {} crashes {}; staggered starts {}, tick skew {}, \
-         quiet {}; checker timed out {}{}",
-        match (mode.harsh, mode.reconfig) {
-            (false, false) => "",
-            (true, false) => " (harsh)",
-            (false, true) => " (reconfiguration)",
-            (true, true) => " (harsh reconfiguration)",
+         quiet {}; checker timed out {}{}{}",
+        match (mode.harsh, mode.reconfig, mode.moves) {
+            (_, _, true) if mode.harsh => " (harsh slot moves)",
+            (_, _, true) => " (slot moves)",
+            (false, false, _) => "",
+            (true, false, _) => " (harsh)",
+            (false, true, _) => " (reconfiguration)",
+            (true, true, _) => " (harsh reconfiguration)",
         },
         t.schedules,
         t.five_nodes,
@@ -219,10 +239,19 @@ pub fn run_and_check(first: u64, count: u64, ops: usize, mode: Mode) {
         t.skewed,
         t.quiet,
         t.checker_gave_up,
-        if mode.reconfig {
+        if mode.reconfig || mode.moves {
             format!(
                 "; membership changes chosen {}, snapshot installs {}, catch-ups by notice {}, retired {}",
                 t.changes, t.snapshot_installs, t.catch_ups, t.retired
+            )
+        } else {
+            String::new()
+        },
+        if mode.moves {
+            format!(
+                "; with 3 groups {}, slot moves completed {}, client ops answered Moved {}, \
+                 ops checked against their slot's owner {}",
+                t.three_groups, t.moves, t.moved, t.served
             )
         } else {
             String::new()

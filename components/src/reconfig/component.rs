@@ -67,6 +67,8 @@ pub struct GroupStopped {
     pub group: GroupId,
     /// Which component it was (a later one of the same group may already run).
     pub actor: ActorId,
+    /// The newest configuration it knew sealed (it is in no configuration after it).
+    pub sealed: Option<u32>,
 }
 
 /// How to start a [`GroupComponent`].
@@ -570,6 +572,7 @@ impl GroupComponent {
             let notice = GroupStopped {
                 group: self.group,
                 actor: self.actor,
+                sealed: self.core.sealed().map(|r| r.config),
             };
             let _ = stopped.send(notice);
         }

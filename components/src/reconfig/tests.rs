@@ -954,3 +954,95 @@ fn snapshot_bytes_decode_and_hash_stably() {
     assert_eq!(fnv1a(&bytes), fnv1a(&again), "equal states encode equally");
     assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
 }
+
+/// The first of "k0", "k1", … whose slot is `s`.
+fn key_in(s: kv_ports::membership::Slot) -> Bytes {
+    let mut keys = (0..).map(|i| Bytes::from(format!("k{i}")));
+    keys.find(|k| kv_ports::membership::slot_of(k) == s)
+        .expect("some key")
+}
+
+fn op(seq: u64, op: KvOp) -> KvCommand {
+    let client = ClientId(Uuid::from_u128(7));
+    KvCommand {
+        id: RequestId { client, seq },
+        op,
+    }
+}
+
+/// A group started with some slots serves only them; a freeze decided through its log stops
+/// a slot; the slot set travels in the snapshot to a new member, which then takes part in an
+/// install.
+#[test]
+fn slot_ownership_goes_through_the_log_and_travels_in_snapshots() {
+    use kv_ports::membership::{Epoch, Slot};
+    let (a, b) = (Slot(10), Slot(11));
+    let (ka, kb) = (key_in(a), key_in(b));
+    let members = ids(&[1, 2, 3]);
+    let mut c = Cluster::new(0, &[1, 2, 3]);
+    for &p in &members {
+        let node = GroupNode::with_slots(GroupNodeConfig::new(p), 0, members.clone(), vec![a]);
+        c.nodes.insert(p, node);
+    }
+    c.run(60);
+    let put_a = |seq| {
+        op(
+            seq,
+            KvOp::Put {
+                key: ka.clone(),
+                value: Bytes::from_static(b"v"),
+            },
+        )
+    };
+    let put_b = op(
+        2,
+        KvOp::Put {
+            key: kb.clone(),
+            value: Bytes::from_static(b"v"),
+        },
+    );
+    let freeze = |seq| {
+        op(
+            seq,
+            KvOp::Freeze {
+                slots: vec![a],
+                epoch: Epoch(2),
+            },
+        )
+    };
+    assert_eq!(c.write(put_a(1)), Ok(KvResult::Written));
+    assert_eq!(c.write(put_b), Err(KvError::Moved { epoch: Epoch(0) }));
+    let Ok(KvResult::Frozen(data)) = c.write(freeze(3)) else {
+        panic!("the freeze answers the slot's data");
+    };
+    assert_eq!(data.pairs, vec![(ka.clone(), Bytes::from_static(b"v"))]);
+    assert_eq!(c.write(put_a(4)), Err(KvError::Moved { epoch: Epoch(2) }));
+    assert_eq!(c.write(freeze(5)), Ok(KvResult::Frozen(data.clone())));
+    // Node 4 replaces node 3 and gets the slot set by snapshot.
+    c.join(4, 0, 1, &[1, 2, 3, 4]);
+    let leader = c.leader().unwrap();
+    let ss = stopsign(1, &[1, 2, 4]);
+    c.nodes
+        .get_mut(&leader)
+        .unwrap()
+        .change_members(0, ss)
+        .unwrap();
+    c.run(150);
+    let own = |c: &Cluster, p| c.node(p).member().map(|m| m.replica().ownership().clone());
+    assert_eq!(c.node(4).config(), Some(1));
+    assert_eq!(own(&c, 4), own(&c, 1));
+    assert!(own(&c, 4).is_some_and(|o| o.owned().is_empty()));
+    let install = op(
+        6,
+        KvOp::Install {
+            slots: vec![a],
+            epoch: Epoch(3),
+            data,
+        },
+    );
+    assert_eq!(c.write(install), Ok(KvResult::Installed));
+    assert_eq!(c.write(put_a(7)), Ok(KvResult::Written));
+    c.run(20);
+    assert_eq!(c.store(4), c.store(1));
+    assert!(own(&c, 4).is_some_and(|o| o.owns(a) && !o.owns(b)));
+}

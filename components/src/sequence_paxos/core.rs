@@ -366,6 +366,11 @@ impl<T: Clone> SequencePaxos<T> {
 
     /// The link to `peer` came back after a loss: re-synchronise with it.
     pub fn reconnected(&mut self, peer: NodeId) {
+        // A shell may report every link of the node (other groups', other configurations'):
+        // only this instance's peers take part in its protocol.
+        if !self.peers.contains(&peer) {
+            return;
+        }
         match self.role {
             Role::Leader => self.send_prepare(peer),
             Role::Follower if Some(peer) == self.leader => {

@@ -346,6 +346,23 @@ fn prepare_req_resyncs_a_follower_after_reconnect() {
 }
 
 #[test]
+fn a_reconnected_link_to_a_non_member_is_ignored() {
+    let mut sps = group(3);
+    elect(&mut sps, b(1, 1));
+    run(&mut sps, all);
+    sps[0].reconnected(id(9));
+    assert!(
+        sps[0].take_outgoing().is_empty(),
+        "no Prepare to another group's node"
+    );
+    sps[0].reconnected(id(2));
+    assert!(matches!(
+        sps[0].take_outgoing()[..],
+        [(_, PaxosMsg::Prepare { .. })]
+    ));
+}
+
+#[test]
 fn proposals_between_drains_go_out_in_one_batch() {
     let mut sps = group(3);
     elect(&mut sps, b(1, 1));

@@ -145,13 +145,16 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An idle executor.
-    pub fn new(config: ExecutorConfig) -> Self {
+    /// An idle executor numbering its directives from `first_id`. Nodes remember which
+    /// directive ids they carried out (to answer re-sends without acting twice), so a
+    /// restarted coordinator must not reuse its predecessor's ids: the shell starts from a
+    /// random point of the 63-bit range.
+    pub fn new(config: ExecutorConfig, first_id: u64) -> Self {
         assert!(config.retry_ticks > 0 && config.batch_slots > 0);
         Executor {
             config,
             now: 0,
-            next_id: 1,
+            next_id: first_id,
             infos: BTreeMap::new(),
             up: BTreeSet::new(),
             failed: BTreeSet::new(),

@@ -44,7 +44,7 @@ fn planned(n: u64, d: u32, events: &[Event]) -> (SlotMap, Plan) {
 
 /// An executor whose nodes 1..=n all have sessions up.
 fn executor(n: u64) -> Executor {
-    let mut ex = Executor::new(config());
+    let mut ex = Executor::new(config(), 1);
     for i in 1..=n {
         assert!(ex.session_up(NodeId(i)).is_empty());
     }
@@ -137,7 +137,13 @@ fn run_healthy(ex: &mut Executor, first: Vec<Output>) -> (BTreeMap<&'static str,
 }
 
 /// What it shows, nodes, δ, events, directives expected per kind.
-type Scenario = (&'static str, u64, u32, Vec<Event>, Vec<(&'static str, usize)>);
+type Scenario = (
+    &'static str,
+    u64,
+    u32,
+    Vec<Event>,
+    Vec<(&'static str, usize)>,
+);
 
 #[test]
 fn every_action_kind_runs_to_the_end() {

@@ -58,8 +58,9 @@ impl FakeCoordinator {
         }
     }
 
-    /// Accepts the next node's session and reads its check-in.
-    async fn accept(&self) -> Session {
+    /// Accepts the next node's session and reads its check-in, which must carry the map of
+    /// `epoch` (`None`: no map).
+    async fn accept_with(&self, epoch: Option<Epoch>) -> Session {
         let (stream, _) = timeout(WAIT, self.listener.accept())
             .await
             .expect("a node checks in")
@@ -69,13 +70,21 @@ impl FakeCoordinator {
             .await
             .expect("check-in in time")
         {
-            Some(Ok(ClientFrame::CheckIn { node, map: None })) => Session {
-                info: node,
-                framed,
-                suspicions: Vec::new(),
-            },
-            other => panic!("expected a check-in without a map, got {other:?}"),
+            Some(Ok(ClientFrame::CheckIn { node, map })) => {
+                assert_eq!(map.map(|m| m.epoch), epoch, "the map re-reported");
+                Session {
+                    info: node,
+                    framed,
+                    suspicions: Vec::new(),
+                }
+            }
+            other => panic!("expected a check-in, got {other:?}"),
         }
+    }
+
+    /// Accepts the next node's session and reads its check-in (without a map).
+    async fn accept(&self) -> Session {
+        self.accept_with(None).await
     }
 
     fn fresh(&mut self) -> DirectiveId {
@@ -366,6 +375,27 @@ async fn start_group_forms_a_serving_group_and_answers_resends() {
         value: bytes("w"),
     };
     assert_eq!(client.execute(put).await, Ok(KvResult::Written));
+
+    // The session drops before an answer is read; after the reconnect the coordinator sends
+    // the directive again: it is answered (maybe twice), and carried out once.
+    let id = coordinator.fresh();
+    let join = Directive::JoinGroup {
+        group: GroupId(5),
+        after: 1,
+        next: 2,
+        sources: infos.iter().map(|n| n.id).collect(),
+    };
+    sessions[0].directive(id, &infos, join.clone()).await;
+    drop(sessions.remove(0));
+    let mut session = coordinator.accept_with(Some(Epoch(1))).await;
+    session.directive(id, &infos, join).await;
+    assert_eq!(session.answer().await, (id, DirectiveOutcome::Done));
+    let status = node_status(&nodes[0]).await;
+    assert_eq!(status.groups.len(), 1, "{status:?}");
+    assert_eq!(
+        (status.groups[0].group, status.groups[0].stage),
+        (GroupId(5), MemberStage::Joining)
+    );
     stop_all(nodes).await;
 }
 
@@ -482,6 +512,14 @@ async fn change_members_and_join_group_move_a_group_keeping_its_data() {
     let victim = infos[3].id;
     let mut nodes = nodes;
     nodes.pop().unwrap().stop().await;
+    sessions[1].suspicion(victim, true).await;
+    // After a reconnect (a coordinator restart, say) the node reports it again, right after
+    // its check-in.
+    let info = sessions[1].info.clone();
+    drop(sessions.remove(1));
+    let session = coordinator.accept_with(Some(Epoch(2))).await;
+    assert_eq!(session.info, info);
+    sessions.insert(1, session);
     sessions[1].suspicion(victim, true).await;
     let get = KvOp::Get {
         key: bytes("after"),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kv::client::{Client, ClusterStatus};
+use kv::repl::{execute_line, Outcome};
 use kv::service::KvService;
 use kv_ports::kv::{KvOp, KvResult};
 
@@ -112,7 +113,8 @@ async fn nodes_join_and_leave_with_their_data_intact() {
     assert_eq!(status.groups.iter().map(|g| g.slots).sum::<usize>(), 1024);
     check_keys(&client, 300, "b").await;
 
-    // Asking to remove a node that is not there changes nothing and says why.
+    // Asking to remove a node that is not there changes nothing and says why, from the
+    // command line and from the REPL.
     let out = Cluster::run_kv(vec![
         "leave".into(),
         "--bootstrap".into(),
@@ -124,6 +126,24 @@ async fn nodes_join_and_leave_with_their_data_intact() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no node at 127.0.0.1:1"), "{stderr}");
+    let shown = execute_line("leave 127.0.0.1:1", &client).await;
+    assert_eq!(
+        shown,
+        Outcome::Print(
+            "(error) rejected: leave refused: no node at 127.0.0.1:1 in the cluster".into()
+        )
+    );
+
+    // The REPL's `leave` takes out the standby by its short id; status shows the result.
+    let standby = status.standbys[0];
+    let line = format!("leave {}", kv::client::short_id(standby.id));
+    match execute_line(&line, &client).await {
+        Outcome::Print(text) => assert!(text.starts_with("removed n"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    let status = status_until(&cluster, |s| s.standbys.is_empty()).await;
+    assert_eq!(status.nodes.len(), 4, "{}", status.render());
+    check_keys(&client, 300, "b").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,8 +155,10 @@ async fn a_killed_member_is_replaced_by_the_standby() {
     write_keys(&client, 100, "a").await;
     let victim = status.groups[0].members[1];
     let standby = status.standbys[0];
+    let killed = Instant::now();
     cluster.kill(victim.addr);
     let status = status_until(&cluster, |s| s.standbys.is_empty()).await;
+    eprintln!("member replaced {:?} after the kill", killed.elapsed());
     let group = &status.groups[0];
     assert_eq!(group.members.len(), 3, "{}", status.render());
     assert!(group.members.contains(&standby), "{}", status.render());

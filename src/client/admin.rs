@@ -86,7 +86,10 @@ pub fn resolve_node(text: &str, map: Option<&SlotMap>) -> Result<NodeRef, String
             .parse::<u64>()
             .map(|v| NodeRef::Id(NodeId(v)))
             .map_err(|_| {
-                format!("'{text}' is neither an address (IP:PORT) nor the id of a node in the map")
+                format!(
+                    "no node '{text}' in the map (name a node by its address IP:PORT, its id, \
+                     or the short id status shows)"
+                )
             }),
         several => Err(format!(
             "'{text}' matches {} nodes; give the address or the full id",
@@ -124,6 +127,6 @@ mod tests {
             .contains("matches 2 nodes"));
         assert!(resolve_node("frob", m)
             .unwrap_err()
-            .contains("neither an address"));
+            .contains("no node 'frob' in the map"));
     }
 }

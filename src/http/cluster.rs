@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use kv_ports::ids::{GroupId, NodeId};
@@ -12,8 +13,8 @@ use tokio::sync::watch;
 
 use super::status::status_json;
 use super::{ClusterInfo, ViewChange, ViewChanged, FIXED_VIEW};
-use crate::client::{Client, ClientConfig};
-use crate::native::{AdminAnswer, AdminRequest, NodeRef as AdminNode};
+use crate::client::{Client, ClientConfig, Connection};
+use crate::native::{AdminAnswer, AdminRequest, NodeRef as AdminNode, StatusReport};
 use crate::node::relay;
 
 /// A data node's view of the cluster: the map it routes by (from the node's map watch) and a
@@ -104,8 +105,45 @@ async fn change_view(coordinator: SocketAddr, change: ViewChange) -> Result<View
         AdminRequest::Remove(_) => None,
     };
     match relay(Some(coordinator), request).await {
-        AdminAnswer::Done(map) => Ok(view_changed(&map, added)),
+        AdminAnswer::Done(map) => {
+            reached_everywhere(&map).await;
+            Ok(view_changed(&map, added))
+        }
         AdminAnswer::Refused(why) => Err(why),
+    }
+}
+
+/// How long a view change waits for the nodes to route by the new map.
+const PUBLISH_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits until every node of `map` routes by it (or a newer map), for at most
+/// [`PUBLISH_WAIT`]: seed 001 answers a view change once it completed on all nodes, while the
+/// coordinator answers once it has sent the map. A node that does not say so in time (it may
+/// have failed) holds the answer up no longer.
+async fn reached_everywhere(map: &SlotMap) {
+    let deadline = tokio::time::Instant::now() + PUBLISH_WAIT;
+    for node in &map.nodes {
+        while !routes_by(node.client, map.epoch).await {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(node = %node.id, epoch = %map.epoch, "view change answered before every node had the map");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Whether the node at `addr` says it routes by `epoch` or a newer map.
+async fn routes_by(addr: SocketAddr, epoch: Epoch) -> bool {
+    let ask = async {
+        let mut conn = Connection::open(addr, Duration::from_millis(500))
+            .await
+            .ok()?;
+        conn.fetch_status().await.ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(1), ask).await {
+        Ok(Some(StatusReport::Node(s))) => s.epoch >= epoch,
+        _ => false,
     }
 }
 

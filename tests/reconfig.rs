@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -40,12 +40,9 @@ const CLIENTS: usize = 16;
 /// How long one change may take before the test fails.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One test at a time (see the module documentation).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// One test at a time (see the module documentation). An async lock: each test holds it
+/// across its awaits, and a failed test does not poison it for the others.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One reconfiguration as the test saw it, on the bench's clock.
 #[derive(Clone, Debug)]
@@ -374,6 +371,25 @@ fn rate(history: &History, from: Duration, to: Duration) -> f64 {
     n as f64 / (to - from).as_secs_f64().max(1e-3)
 }
 
+/// Completed operations per second in each half second of the run; `*` marks the half
+/// seconds a change overlaps.
+fn timeline(history: &History, changes: &[Change], end: Duration) -> String {
+    let step = Duration::from_millis(500);
+    let mut cells = Vec::new();
+    let mut at = Duration::ZERO;
+    while at + step <= end {
+        let next = at + step;
+        let busy = changes.iter().any(|c| c.from < next && c.everywhere > at);
+        let mark = if busy { "*" } else { "" };
+        cells.push(format!("{:.0}{mark}", rate(history, at, next)));
+        at = next;
+    }
+    format!(
+        "ops/s per 0.5 s (* = a change under way): {}",
+        cells.join(" ")
+    )
+}
+
 /// The figures of a run: each change, throughput during and outside changes, the history.
 fn figures(history: &History, changes: &[Change], end: Duration, checked: &str) -> String {
     let mut out = String::new();
@@ -399,6 +415,7 @@ fn figures(history: &History, changes: &[Change], end: Duration, checked: &str) 
     let quiet = end.saturating_sub(busy);
     let outside = (total - busy_ops) / quiet.as_secs_f64().max(1e-3);
     let during = busy_ops / busy.as_secs_f64().max(1e-3);
+    let _ = writeln!(out, "  {}", timeline(history, changes, end));
     let count = |o: Outcome| history.ops().iter().filter(|op| op.outcome == o).count();
     let _ = writeln!(
         out,
@@ -437,7 +454,7 @@ async fn finish(cluster: &Cluster, load: Load, changes: &[Change], title: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_appear_and_vanish_under_load_and_the_history_stays_linearizable() {
-    let _one = serial();
+    let _one = SERIAL.lock().await;
     let options = ClusterOptions::replication(2);
     let mut cluster = Cluster::start_options("reconfig-grow", 4, options);
     cluster.wait_until_led().await;
@@ -516,7 +533,7 @@ fn installs(cluster: &Cluster, nodes: &[usize]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_killed_while_slots_move_does_not_stop_the_change() {
-    let _one = serial();
+    let _one = SERIAL.lock().await;
     let mut options = ClusterOptions::replication(3);
     options.coordinator_flags = vec!["--grace-ms".into(), "1500".into()];
     let mut cluster = Cluster::start_options("reconfig-kill", 3, options);
@@ -704,7 +721,7 @@ async fn readable_everywhere(cluster: &Cluster, keys: &[(String, String)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_001_update_view_adds_and_removes_nodes_through_http() {
-    let _one = serial();
+    let _one = SERIAL.lock().await;
     let mut options = ClusterOptions::replication(2);
     options.http = true;
     let mut cluster = Cluster::start_options("reconfig-http", 4, options);

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -40,12 +40,9 @@ const CLIENTS: usize = 16;
 /// How long one change may take before the test fails.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One test at a time (see the module documentation).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// One test at a time (see the module documentation). An async lock: each test holds it
+/// across its awaits, and a failed test does not poison it for the others.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One reconfiguration as the test saw it, on the bench's clock.
 #[derive(Clone, Debug)]
@@ -112,7 +109,10 @@ fn assert_shape(map: &SlotMap, n: usize) -> String {
     let counts = map.slot_counts();
     assert_eq!(counts.values().sum::<usize>(), SLOTS);
     let deviation = map.spread_deviation();
-    assert!(deviation <= 0.10, "slot spread {counts:?} is {deviation:.3} off even");
+    assert!(
+        deviation <= 0.10,
+        "slot spread {counts:?} is {deviation:.3} off even"
+    );
     let slots: Vec<String> = counts.values().map(ToString::to_string).collect();
     format!(
         "epoch {}: {} nodes, {} groups of {delta}, {} standby(s), slots [{}] ({:.1}% off even)",
@@ -129,7 +129,9 @@ fn assert_shape(map: &SlotMap, n: usize) -> String {
 fn key_spread(map: &SlotMap) -> BTreeMap<GroupId, usize> {
     let mut spread: BTreeMap<GroupId, usize> = map.groups.iter().map(|g| (g.id, 0)).collect();
     for k in 0..KEYS {
-        let group = map.group_of_key(format!("k{k}").as_bytes()).expect("formed");
+        let group = map
+            .group_of_key(format!("k{k}").as_bytes())
+            .expect("formed");
         *spread.entry(group).or_default() += 1;
     }
     spread
@@ -146,7 +148,11 @@ async fn coordinator_map(cluster: &Cluster) -> SlotMap {
 /// Waits until every live node routes by `epoch` or a newer map; returns when.
 async fn wait_everywhere(cluster: &Cluster, epoch: Epoch) {
     let deadline = Instant::now() + CHANGE_TIMEOUT;
-    for addr in cluster.seeds().iter().filter(|a| **a != cluster.coordinator) {
+    for addr in cluster
+        .seeds()
+        .iter()
+        .filter(|a| **a != cluster.coordinator)
+    {
         loop {
             if node_epoch(*addr).await.is_some_and(|e| e >= epoch) {
                 break;
@@ -163,7 +169,9 @@ async fn wait_everywhere(cluster: &Cluster, epoch: Epoch) {
 
 /// The epoch of the map the node at `addr` routes by.
 async fn node_epoch(addr: SocketAddr) -> Option<Epoch> {
-    let mut conn = Connection::open(addr, Duration::from_millis(500)).await.ok()?;
+    let mut conn = Connection::open(addr, Duration::from_millis(500))
+        .await
+        .ok()?;
     match conn.fetch_status().await.ok()? {
         StatusReport::Node(s) => Some(s.epoch),
         StatusReport::Coordinator(_) => None,
@@ -305,7 +313,13 @@ fn acknowledged_writes_present(
                     .entry(key)
                     .or_default()
                     .insert(value_text(history, value));
-                let swapped = !matches!(op.kind, OpKind::Cas { swapped: Some(false), .. });
+                let swapped = !matches!(
+                    op.kind,
+                    OpKind::Cas {
+                        swapped: Some(false),
+                        ..
+                    }
+                );
                 if op.outcome == Outcome::Ok && swapped {
                     acknowledged.insert(key);
                 }
@@ -357,6 +371,25 @@ fn rate(history: &History, from: Duration, to: Duration) -> f64 {
     n as f64 / (to - from).as_secs_f64().max(1e-3)
 }
 
+/// Completed operations per second in each half second of the run; `*` marks the half
+/// seconds a change overlaps.
+fn timeline(history: &History, changes: &[Change], end: Duration) -> String {
+    let step = Duration::from_millis(500);
+    let mut cells = Vec::new();
+    let mut at = Duration::ZERO;
+    while at + step <= end {
+        let next = at + step;
+        let busy = changes.iter().any(|c| c.from < next && c.everywhere > at);
+        let mark = if busy { "*" } else { "" };
+        cells.push(format!("{:.0}{mark}", rate(history, at, next)));
+        at = next;
+    }
+    format!(
+        "ops/s per 0.5 s (* = a change under way): {}",
+        cells.join(" ")
+    )
+}
+
 /// The figures of a run: each change, throughput during and outside changes, the history.
 fn figures(history: &History, changes: &[Change], end: Duration, checked: &str) -> String {
     let mut out = String::new();
@@ -382,6 +415,7 @@ fn figures(history: &History, changes: &[Change], end: Duration, checked: &str) 
     let quiet = end.saturating_sub(busy);
     let outside = (total - busy_ops) / quiet.as_secs_f64().max(1e-3);
     let during = busy_ops / busy.as_secs_f64().max(1e-3);
+    let _ = writeln!(out, "  {}", timeline(history, changes, end));
     let count = |o: Outcome| history.ops().iter().filter(|op| op.outcome == o).count();
     let _ = writeln!(
         out,
@@ -420,9 +454,9 @@ async fn finish(cluster: &Cluster, load: Load, changes: &[Change], title: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_appear_and_vanish_under_load_and_the_history_stays_linearizable() {
-    let _one = serial();
+    let _one = SERIAL.lock().await;
     let options = ClusterOptions::replication(2);
-    let mut cluster = Cluster::start_with("reconfig-grow", 4, options);
+    let mut cluster = Cluster::start_options("reconfig-grow", 4, options);
     cluster.wait_until_led().await;
     let first = coordinator_map(&cluster).await;
     println!("== grow and shrink: start {}", assert_shape(&first, 4));
@@ -461,39 +495,61 @@ async fn groups_appear_and_vanish_under_load_and_the_history_stays_linearizable(
         last < load.now(),
         "the bench ended before the last change: lengthen it"
     );
-    finish(&cluster, load, &changes, "grow 4 -> 6 -> 8, shrink 8 -> 7 -> 6 (δ = 2)").await;
+    finish(
+        &cluster,
+        load,
+        &changes,
+        "grow 4 -> 6 -> 8, shrink 8 -> 7 -> 6 (δ = 2)",
+    )
+    .await;
 }
 
-/// Whether the log of one of `members` shows a `Freeze` directive.
-fn froze_at(cluster: &Cluster, members: &[SocketAddr]) -> bool {
-    members.iter().any(|addr| {
+/// The first of `members` whose log shows a `Freeze` directive: the member serving the move.
+fn freezing(cluster: &Cluster, members: &[SocketAddr]) -> Option<SocketAddr> {
+    members.iter().copied().find(|addr| {
         let node = &cluster.nodes[cluster.index_of(*addr)];
         node.log()
             .and_then(|log| std::fs::read_to_string(log).ok())
-            .is_some_and(|text| text.lines().any(|l| l.contains("directive") && l.contains("Freeze")))
+            .is_some_and(|text| {
+                text.lines()
+                    .any(|l| l.contains("directive") && l.contains("Freeze"))
+            })
     })
+}
+
+/// How many `Install` directives the logs of `nodes` show.
+fn installs(cluster: &Cluster, nodes: &[usize]) -> usize {
+    nodes
+        .iter()
+        .filter_map(|&i| cluster.nodes[i].log())
+        .filter_map(|log| std::fs::read_to_string(log).ok())
+        .map(|text| {
+            text.lines()
+                .filter(|l| l.contains("directive id=") && l.contains("Install"))
+                .count()
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_killed_while_slots_move_does_not_stop_the_change() {
-    let _one = serial();
+    let _one = SERIAL.lock().await;
     let mut options = ClusterOptions::replication(3);
-    options.grace_ms = Some(1500);
-    let mut cluster = Cluster::start_with("reconfig-kill", 3, options);
+    options.coordinator_flags = vec!["--grace-ms".into(), "1500".into()];
+    let mut cluster = Cluster::start_options("reconfig-kill", 3, options);
     let status = cluster.wait_until_led().await;
     let first = coordinator_map(&cluster).await;
     println!("== kill mid-move: start {}", assert_shape(&first, 3));
-    let source = &status.groups[0];
-    let members: Vec<SocketAddr> = source.members.iter().map(|m| m.addr).collect();
-    let leader = source.leader.expect("led");
-    let leader = source.members.iter().find(|m| m.id == leader).expect("member").addr;
+    let members: Vec<SocketAddr> = status.groups[0].members.iter().map(|m| m.addr).collect();
 
     let dir = cluster.log_dir().to_path_buf();
     let load = Load::start(&cluster, 16, &dir);
     let mut changes = Vec::new();
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // Two standbys first; the third node makes a group that takes half of the slots.
+    // Two standbys first; the third node makes a group that takes half of the slots, moved
+    // in batches (freeze at the source, install at the new group). The source member that
+    // serves the first freeze is killed as soon as its log shows it.
     let from = load.now();
     for _ in 0..2 {
         let index = cluster.add_node(JoinWith::Node);
@@ -504,19 +560,36 @@ async fn a_member_killed_while_slots_move_does_not_stop_the_change() {
     let from = load.now();
     let third = cluster.add_node(JoinWith::Node);
     let deadline = Instant::now() + CHANGE_TIMEOUT;
-    while !froze_at(&cluster, &members) {
-        assert!(Instant::now() < deadline, "no Freeze reached the source group");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let victim = loop {
+        if let Some(victim) = freezing(&cluster, &members) {
+            break victim;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Freeze reached the source group"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
     let killed_at = load.now();
-    cluster.kill(leader);
+    cluster.kill(victim);
+    let new_group: Vec<usize> = (cluster.nodes.len() - 3..cluster.nodes.len()).collect();
     println!(
-        "  killed the source group's leader {leader} {:.0} ms after the third node started",
-        (killed_at - from).as_secs_f64() * 1e3
+        "  killed {victim}, the source member serving the freeze, {:.0} ms after the third node \
+         started ({} install directive(s) had reached the new group)",
+        (killed_at - from).as_secs_f64() * 1e3,
+        installs(&cluster, &new_group)
     );
     let placed = await_node(&cluster, cluster.nodes[third].native).await;
     assert_eq!(placed.groups.len(), 2, "{placed:?}");
-    changes.push(finish_change(&cluster, &load, "add 1 (a new group, leader killed) -> 6", from).await);
+    changes.push(
+        finish_change(
+            &cluster,
+            &load,
+            "add 1 (a new group; the freezing source member killed) -> 6",
+            from,
+        )
+        .await,
+    );
     println!("  {}", assert_shape(&changes[1].map, 6));
 
     // The killed member is declared failed; with no standby its group is under-replicated
@@ -526,23 +599,44 @@ async fn a_member_killed_while_slots_move_does_not_stop_the_change() {
     loop {
         let status = client.cluster_status().await.expect("status");
         if !status.under_replicated.is_empty() && status.reconfiguring.is_none() {
-            println!("  after the grace period: under-replicated groups {:?}", status.under_replicated);
+            println!(
+                "  after the grace period: under-replicated groups {:?}",
+                status.under_replicated
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "the failure was never handled: {}", status.render());
+        assert!(
+            Instant::now() < deadline,
+            "the failure was never handled: {}",
+            status.render()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let from = load.now();
     let filler = cluster.add_node(JoinWith::Node);
     await_node(&cluster, cluster.nodes[filler].native).await;
-    changes.push(finish_change(&cluster, &load, "add 1 (fills the failed member's place) -> 6 live", from).await);
+    changes.push(
+        finish_change(
+            &cluster,
+            &load,
+            "add 1 (fills the failed member's place) -> 6 live",
+            from,
+        )
+        .await,
+    );
     let map = &changes[2].map;
     println!("  {}", assert_shape(map, 6));
     let status = wait_settled(&cluster).await;
     assert!(status.under_replicated.is_empty(), "{}", status.render());
     assert!(status.unreachable.is_empty(), "{}", status.render());
 
-    finish(&cluster, load, &changes, "kill -9 of the source leader while slots move (δ = 3)").await;
+    finish(
+        &cluster,
+        load,
+        &changes,
+        "kill -9 of the source member serving the freeze while slots move (δ = 3)",
+    )
+    .await;
 }
 
 /// An HTTP answer: status and JSON body.
@@ -569,7 +663,11 @@ async fn http(addr: SocketAddr, method: &str, target: &str, form: &str) -> Answe
         .await
         .unwrap_or_else(|_| panic!("no HTTP answer from {addr}"));
     let text = String::from_utf8_lossy(&answer);
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let start = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
     let body = serde_json::from_str(&text[start..]).unwrap_or(Value::Null);
     Answer { status, body }
@@ -591,8 +689,19 @@ async fn published_everywhere(cluster: &Cluster, partitions: usize) -> SlotMap {
     let map = coordinator_map(cluster).await;
     for node in cluster.nodes.iter().filter(|n| !n.is_killed()) {
         let epoch = node_epoch(node.native).await;
-        assert_eq!(epoch, Some(map.epoch), "node {} right after the answer", node.native);
-        let ids = http(node.http.expect("HTTP"), "GET", "/kv-store/get_all_partition_ids", "").await;
+        assert_eq!(
+            epoch,
+            Some(map.epoch),
+            "node {} right after the answer",
+            node.native
+        );
+        let ids = http(
+            node.http.expect("HTTP"),
+            "GET",
+            "/kv-store/get_all_partition_ids",
+            "",
+        )
+        .await;
         let list = ids.body["partition_id_list"].as_array().map(Vec::len);
         assert_eq!(list, Some(partitions), "{}", ids.body);
     }
@@ -612,16 +721,24 @@ async fn readable_everywhere(cluster: &Cluster, keys: &[(String, String)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_001_update_view_adds_and_removes_nodes_through_http() {
-    let _one = serial();
+    let _one = SERIAL.lock().await;
     let mut options = ClusterOptions::replication(2);
     options.http = true;
-    let mut cluster = Cluster::start_with("reconfig-http", 4, options);
+    let mut cluster = Cluster::start_options("reconfig-http", 4, options);
     cluster.wait_until_led().await;
     let entry = cluster.nodes[0].http.expect("HTTP");
-    let keys: Vec<(String, String)> = (0..40).map(|i| (format!("key{i}"), format!("v{i}"))).collect();
+    let keys: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("key{i}"), format!("v{i}")))
+        .collect();
     for (i, (key, value)) in keys.iter().enumerate() {
         let via = http_addrs(&cluster)[i % 4];
-        let put = http(via, "PUT", &format!("/kv-store/{key}"), &format!("val={value}")).await;
+        let put = http(
+            via,
+            "PUT",
+            &format!("/kv-store/{key}"),
+            &format!("val={value}"),
+        )
+        .await;
         assert_eq!(put.status, 200, "{}", put.body);
     }
     readable_everywhere(&cluster, &keys).await;
@@ -632,15 +749,30 @@ async fn seed_001_update_view_adds_and_removes_nodes_through_http() {
         let index = cluster.add_node(JoinWith::Node);
         let new = cluster.nodes[index].http.expect("HTTP");
         let started = Instant::now();
-        let added = http(entry, "PUT", "/kv-store/update_view?type=add", &format!("ip_port={new}")).await;
+        let added = http(
+            entry,
+            "PUT",
+            "/kv-store/update_view?type=add",
+            &format!("ip_port={new}"),
+        )
+        .await;
         timings.push(("add", started.elapsed()));
         assert_eq!(added.status, 200, "{}", added.body);
         assert_eq!(added.body["result"], "success", "{}", added.body);
-        assert_eq!(added.body["number_of_partitions"], json!(partitions), "{}", added.body);
+        assert_eq!(
+            added.body["number_of_partitions"],
+            json!(partitions),
+            "{}",
+            added.body
+        );
         let map = published_everywhere(&cluster, partitions).await;
         let id = added.body["partition_id"].as_i64().expect("partition_id");
         let native = cluster.nodes[index].native;
-        let placed = map.nodes.iter().find(|n| n.client == native).expect("in the map");
+        let placed = map
+            .nodes
+            .iter()
+            .find(|n| n.client == native)
+            .expect("in the map");
         match map.group_of_node(placed.id) {
             Some(g) if expect_partition => assert_eq!(id, i64::from(g.0)),
             None if !expect_partition => assert_eq!(id, -1),
@@ -653,17 +785,32 @@ async fn seed_001_update_view_adds_and_removes_nodes_through_http() {
     let map = coordinator_map(&cluster).await;
     let gone = map.node(map.groups[0].members[1]).expect("named");
     let gone_http = gone.http.expect("HTTP");
-    let via = http_addrs(&cluster).into_iter().find(|a| *a != gone_http).expect("another");
+    let via = http_addrs(&cluster)
+        .into_iter()
+        .find(|a| *a != gone_http)
+        .expect("another");
     let started = Instant::now();
-    let removed = http(via, "PUT", "/kv-store/update_view?type=remove", &format!("ip_port={gone_http}")).await;
+    let removed = http(
+        via,
+        "PUT",
+        "/kv-store/update_view?type=remove",
+        &format!("ip_port={gone_http}"),
+    )
+    .await;
     timings.push(("remove", started.elapsed()));
     assert_eq!(removed.status, 200, "{}", removed.body);
-    assert_eq!(removed.body, json!({"result": "success", "number_of_partitions": 2}));
+    assert_eq!(
+        removed.body,
+        json!({"result": "success", "number_of_partitions": 2})
+    );
     cluster.kill(gone.client);
     let map = published_everywhere(&cluster, 2).await;
     println!("== seed 001 update_view: {}", assert_shape(&map, 5));
     readable_everywhere(&cluster, &keys).await;
     for (what, took) in timings {
-        println!("  update_view?type={what}: answered in {:.0} ms", took.as_secs_f64() * 1e3);
+        println!(
+            "  update_view?type={what}: answered in {:.0} ms",
+            took.as_secs_f64() * 1e3
+        );
     }
 }

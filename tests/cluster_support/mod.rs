@@ -25,17 +25,17 @@ struct Proc {
 
 impl Proc {
     fn spawn(name: &str, args: &[String], dir: &Path) -> Proc {
-        Proc::spawn_with(name, args, &[], dir, Stdio::null())
-    }
-
-    /// Like [`Proc::spawn`], standard output going to `stdout`.
-    fn spawn_to(name: &str, args: &[String], dir: &Path, stdout: Stdio) -> Proc {
-        Proc::spawn_with(name, args, &[], dir, stdout)
+        Proc::spawn_env(name, args, &[], dir)
     }
 
     /// Like [`Proc::spawn`], with these environment variables.
     fn spawn_env(name: &str, args: &[String], env: &[(&str, String)], dir: &Path) -> Proc {
         Proc::spawn_with(name, args, env, dir, Stdio::null())
+    }
+
+    /// Like [`Proc::spawn`], standard output going to `stdout`.
+    fn spawn_to(name: &str, args: &[String], dir: &Path, stdout: Stdio) -> Proc {
+        Proc::spawn_with(name, args, &[], dir, stdout)
     }
 
     fn spawn_with(
@@ -81,6 +81,8 @@ pub struct NodeProc {
     pub native: SocketAddr,
     /// The RESP endpoint.
     pub resp: SocketAddr,
+    /// The HTTP endpoint, when the cluster serves HTTP ([`ClusterOptions::http`]).
+    pub http: Option<SocketAddr>,
     /// Where its standard output goes (`kv join` prints its placement there).
     pub stdout: Option<PathBuf>,
     proc: Option<Proc>,
@@ -91,6 +93,51 @@ impl NodeProc {
     pub fn is_killed(&self) -> bool {
         self.proc.is_none()
     }
+
+    /// The node's log file.
+    pub fn log(&self) -> Option<&Path> {
+        self.proc.as_ref().map(|p| p.log.as_path())
+    }
+
+    /// What the process wrote on standard output so far (`kv join` prints its placement).
+    pub fn output(&self) -> String {
+        self.stdout
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// How a [`Cluster`] is started.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// The replication degree δ the coordinator asks for.
+    pub replication: u32,
+    /// Whether every node also serves seed 001's HTTP API (`--http`).
+    pub http: bool,
+    /// More flags for the coordinator (e.g. `--grace-ms 1000`).
+    pub coordinator_flags: Vec<String>,
+}
+
+impl ClusterOptions {
+    /// δ = `replication`, no HTTP, the coordinator's defaults.
+    pub fn replication(replication: u32) -> ClusterOptions {
+        ClusterOptions {
+            replication,
+            http: false,
+            coordinator_flags: Vec::new(),
+        }
+    }
+}
+
+/// How a node joins a running cluster ([`Cluster::add_node`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum JoinWith {
+    /// `kv node --bootstrap`: the node checks in; nobody waits for its placement.
+    Node,
+    /// `kv join`: the node checks in and prints its placement on standard output
+    /// ([`Cluster::wait_for_output`] and [`Cluster::wait_placed`] read it).
+    Join,
 }
 
 /// A coordinator and data nodes; see the module documentation.
@@ -102,6 +149,7 @@ pub struct Cluster {
     coordinator_proc: Proc,
     dir: PathBuf,
     dead: Vec<Proc>,
+    options: ClusterOptions,
 }
 
 /// The next port to probe. Ports are taken below Linux's ephemeral range (32768 and up), so
@@ -136,58 +184,167 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
 impl Cluster {
     /// Starts a coordinator for `replication` waiting for `nodes` nodes, and the nodes.
     pub fn start(name: &str, nodes: usize, replication: u32) -> Cluster {
-        Cluster::start_with(name, nodes, replication, &[])
+        Cluster::start_options(name, nodes, ClusterOptions::replication(replication))
     }
 
     /// Like [`Cluster::start`], with more flags for the coordinator (e.g. `--grace-ms`).
     pub fn start_with(name: &str, nodes: usize, replication: u32, extra: &[&str]) -> Cluster {
+        let mut options = ClusterOptions::replication(replication);
+        options.coordinator_flags = extra.iter().map(|a| a.to_string()).collect();
+        Cluster::start_options(name, nodes, options)
+    }
+
+    /// Starts a coordinator waiting for `nodes` nodes, and the nodes, as `options` say.
+    pub fn start_options(name: &str, nodes: usize, options: ClusterOptions) -> Cluster {
         let dir = std::env::temp_dir().join(format!("kv-test-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create log dir");
-        let addrs = free_addrs(1 + 2 * nodes);
-        let coordinator = addrs[0];
+        let coordinator = free_addrs(1)[0];
         let coordinator_proc = Proc::spawn(
             "coordinator",
-            &[
-                "bootstrap".into(),
-                "--listen".into(),
-                coordinator.to_string(),
-                "--replication".into(),
-                replication.to_string(),
-                "--min-nodes".into(),
-                nodes.to_string(),
-            ]
-            .into_iter()
-            .chain(extra.iter().map(|a| a.to_string()))
-            .collect::<Vec<String>>(),
+            &coordinator_args(coordinator, &options, nodes),
             &dir,
         );
-        let nodes = (0..nodes)
-            .map(|i| {
-                let (native, resp) = (addrs[1 + 2 * i], addrs[2 + 2 * i]);
-                let args = [
-                    "node".into(),
-                    "--listen".into(),
-                    native.to_string(),
-                    "--bootstrap".into(),
-                    coordinator.to_string(),
-                    "--resp".into(),
-                    resp.to_string(),
-                ];
-                NodeProc {
-                    native,
-                    resp,
-                    stdout: None,
-                    proc: Some(Proc::spawn(&format!("node {}", i + 1), &args, &dir)),
-                }
-            })
-            .collect();
-        Cluster {
+        let mut cluster = Cluster {
             coordinator,
-            nodes,
+            nodes: Vec::new(),
             coordinator_proc,
             dir,
             dead: Vec::new(),
+            options,
+        };
+        for _ in 0..nodes {
+            cluster.add_node(JoinWith::Node);
         }
+        cluster
+    }
+
+    /// Starts one more node on fresh ports, checking in with the coordinator; returns its
+    /// index in [`Cluster::nodes`].
+    pub fn add_node(&mut self, how: JoinWith) -> usize {
+        let addrs = free_addrs(3);
+        let (native, resp) = (addrs[0], addrs[1]);
+        let http = self.options.http.then_some(addrs[2]);
+        let command = match how {
+            JoinWith::Node => "node",
+            JoinWith::Join => "join",
+        };
+        let mut args: Vec<String> = vec![
+            command.into(),
+            "--listen".into(),
+            native.to_string(),
+            "--bootstrap".into(),
+            self.coordinator.to_string(),
+            "--resp".into(),
+            resp.to_string(),
+        ];
+        if let Some(http) = http {
+            args.extend(["--http".into(), http.to_string()]);
+        }
+        let i = self.nodes.len();
+        let name = format!("node {}", i + 1);
+        let (proc, stdout) = match how {
+            JoinWith::Node => (Proc::spawn(&name, &args, &self.dir), None),
+            JoinWith::Join => {
+                let out = self.dir.join(format!("node-{}.out", i + 1));
+                let file = File::create(&out).expect("create output file");
+                let proc = Proc::spawn_to(&name, &args, &self.dir, Stdio::from(file));
+                (proc, Some(out))
+            }
+        };
+        self.nodes.push(NodeProc {
+            native,
+            resp,
+            http,
+            stdout,
+            proc: Some(proc),
+        });
+        i
+    }
+
+    /// Starts one more data node with `kv join` (it checks in with the running cluster's
+    /// coordinator, which places it); returns its index in [`Cluster::nodes`].
+    pub fn join(&mut self) -> usize {
+        self.add_node(JoinWith::Join)
+    }
+
+    /// Waits until node `i`'s standard output has a line containing `text`; returns it.
+    pub async fn wait_for_output(&self, i: usize, text: &str) -> String {
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        loop {
+            let out = self.nodes[i].output();
+            if let Some(line) = out.lines().find(|l| l.contains(text)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} printed no {text:?} within {FORM_TIMEOUT:?}; it printed:\n{out}",
+                i + 1
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `kv ARGS` to its end (off the async runtime's threads) and returns its output.
+    pub async fn run_kv(args: Vec<String>) -> std::process::Output {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_kv"))
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("kv runs")
+        })
+        .await
+        .expect("the kv command's thread")
+    }
+
+    /// Waits until the `kv join` node at `index` prints its placement; returns that line.
+    pub async fn wait_placed(&self, index: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let output = self.nodes[index].output();
+            if let Some(line) = output
+                .lines()
+                .find(|l| l.contains(" placed in group ") || l.contains(" is a standby "))
+            {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kv join (node {}) printed no placement within {timeout:?}: {output:?}",
+                index + 1
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `kv leave --addr <native>` against the coordinator (waiting at most `timeout`
+    /// for the change) and returns what it printed; panics with its error output if it fails.
+    pub async fn leave(&self, native: SocketAddr, timeout: Duration) -> String {
+        let args = vec![
+            "leave".to_owned(),
+            "--bootstrap".into(),
+            self.coordinator.to_string(),
+            "--addr".into(),
+            native.to_string(),
+            "--timeout".into(),
+            timeout.as_secs().max(1).to_string(),
+        ];
+        let output = Cluster::run_kv(args).await;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "kv leave --addr {native} failed: {}{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// The index of the node whose native endpoint is `native`.
+    pub fn index_of(&self, native: SocketAddr) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.native == native)
+            .expect("a node of this cluster")
     }
 
     /// Native addresses of the nodes still running, then the coordinator's.
@@ -225,65 +382,6 @@ impl Cluster {
         }
     }
 
-    /// Starts one more data node with `kv join` (it checks in with the running cluster's
-    /// coordinator, which places it); returns its index in [`Cluster::nodes`].
-    pub fn join(&mut self) -> usize {
-        let i = self.nodes.len();
-        let addrs = free_addrs(2);
-        let (native, resp) = (addrs[0], addrs[1]);
-        let args = [
-            "join".into(),
-            "--listen".into(),
-            native.to_string(),
-            "--bootstrap".into(),
-            self.coordinator.to_string(),
-            "--resp".into(),
-            resp.to_string(),
-        ];
-        let name = format!("node {}", i + 1);
-        let out = self.dir.join(format!("node-{}.out", i + 1));
-        let file = File::create(&out).expect("create output file");
-        let proc = Proc::spawn_to(&name, &args, &self.dir, Stdio::from(file));
-        self.nodes.push(NodeProc {
-            native,
-            resp,
-            stdout: Some(out),
-            proc: Some(proc),
-        });
-        i
-    }
-
-    /// Waits until node `i`'s standard output has a line containing `text`; returns it.
-    pub async fn wait_for_output(&self, i: usize, text: &str) -> String {
-        let path = self.nodes[i].stdout.clone().expect("started with kv join");
-        let deadline = Instant::now() + FORM_TIMEOUT;
-        loop {
-            let out = std::fs::read_to_string(&path).unwrap_or_default();
-            if let Some(line) = out.lines().find(|l| l.contains(text)) {
-                return line.to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} printed no {text:?} within {FORM_TIMEOUT:?}; it printed:\n{out}",
-                i + 1
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Runs `kv ARGS` to its end (off the async runtime's threads) and returns its output.
-    pub async fn run_kv(args: Vec<String>) -> std::process::Output {
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_kv"))
-                .args(&args)
-                .stdin(Stdio::null())
-                .output()
-                .expect("kv runs")
-        })
-        .await
-        .expect("the kv command's thread")
-    }
-
     /// `kill -9` of the node whose native endpoint is `native`.
     pub fn kill(&mut self, native: SocketAddr) {
         let node = self
@@ -299,15 +397,9 @@ impl Cluster {
     /// `kill -9` of the coordinator, then a new one on the same address.
     pub fn restart_coordinator(&mut self, replication: u32, min_nodes: usize) {
         self.coordinator_proc.kill();
-        let args = [
-            "bootstrap".into(),
-            "--listen".into(),
-            self.coordinator.to_string(),
-            "--replication".into(),
-            replication.to_string(),
-            "--min-nodes".into(),
-            min_nodes.to_string(),
-        ];
+        let mut options = self.options.clone();
+        options.replication = replication;
+        let args = coordinator_args(self.coordinator, &options, min_nodes);
         let fresh = Proc::spawn("coordinator-2", &args, &self.dir);
         let old = std::mem::replace(&mut self.coordinator_proc, fresh);
         self.dead.push(old);
@@ -317,6 +409,21 @@ impl Cluster {
     pub fn log_dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// `kv bootstrap` on `listen` as `options` say, forming once `min_nodes` nodes checked in.
+fn coordinator_args(listen: SocketAddr, options: &ClusterOptions, min_nodes: usize) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "bootstrap".into(),
+        "--listen".into(),
+        listen.to_string(),
+        "--replication".into(),
+        options.replication.to_string(),
+        "--min-nodes".into(),
+        min_nodes.to_string(),
+    ];
+    args.extend(options.coordinator_flags.iter().cloned());
+    args
 }
 
 impl Drop for Cluster {

@@ -115,8 +115,9 @@ pub struct ChangeMembers {
 /// How a [`ChangeMembers`] ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeOutcome {
-    /// The StopSign sealing `from_config` is decided and this node holds the state at it (or
-    /// runs a later configuration): the change happened, whoever proposed it.
+    /// The StopSign sealing `from_config` is decided and a majority of the next configuration
+    /// holds the state at it (or a later configuration runs): the change happened, whoever
+    /// proposed it, and the members that leave may go.
     Sealed,
     /// The core refused to start it; `leader` is the leader this node follows, if any.
     Refused {
@@ -401,15 +402,29 @@ impl GroupComponent {
         self.leader().filter(|&l| l != self.me)
     }
 
-    /// Whether `from_config` is known to be sealed here: this node holds (or has heard of) a
-    /// decided StopSign of it or of a later configuration, or runs a configuration after it.
+    /// Whether the change from `from_config` to `next` is established, as far as this node
+    /// knows: `from_config` is sealed and a majority of the next configuration holds the state
+    /// at its StopSign (this node, if it runs it, and the members heard running it), or a
+    /// later configuration was sealed or runs. Only then may the members that leave go: a
+    /// change answered as soon as the StopSign is decided let an operator stop a leaving node
+    /// (`kv leave` had returned) that was the only one to have applied it, and the group was
+    /// stuck without its state.
     fn sealed_past(&self, from_config: u32, next: u32) -> bool {
-        let sealed = self.core.sealed().is_some_and(|r| r.config >= from_config);
-        let running = self
-            .core
-            .config()
-            .is_some_and(|c| c > from_config || c >= next);
-        sealed || running
+        let runs = self.core.config();
+        if runs.is_some_and(|c| c > next) {
+            return true;
+        }
+        match self.core.sealed() {
+            Some(r) if r.config > from_config => true,
+            Some(r) if r.config == from_config => {
+                let mut holders = r.running().clone();
+                if runs.is_some_and(|c| c >= r.stopsign.next_config) {
+                    holders.insert(self.me);
+                }
+                holders.len() >= crate::quorum::majority(r.stopsign.members.len())
+            }
+            _ => runs.is_some_and(|c| c > from_config || c >= next),
+        }
     }
 
     /// Answers what waited too long.

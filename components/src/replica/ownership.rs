@@ -276,6 +276,15 @@ mod tests {
         assert_eq!(Ownership::import(o.export()), o);
     }
 
+    /// One table row: its name, the ownership asked, the slots, the epoch and the verdict.
+    type CheckCase<'a, V> = (
+        &'static str,
+        &'a Ownership,
+        Vec<Slot>,
+        u64,
+        Result<V, Epoch>,
+    );
+
     /// Each row: ownership and move history before, the freeze asked, the verdict.
     #[test]
     fn freeze_checks() {
@@ -283,7 +292,7 @@ mod tests {
         frozen.freeze(&s(&[1]), e(3));
         let mut back = frozen.clone();
         back.install(&s(&[1]), e(5));
-        let cases: Vec<(&str, &Ownership, Vec<Slot>, u64, Result<FreezeCheck, Epoch>)> = vec![
+        let cases: Vec<CheckCase<FreezeCheck>> = vec![
             (
                 "owned, never moved",
                 &frozen,
@@ -331,13 +340,7 @@ mod tests {
         frozen.freeze(&s(&[1]), e(3));
         let mut arrived = Ownership::of([]);
         arrived.install(&s(&[9]), e(4));
-        let cases: Vec<(
-            &str,
-            &Ownership,
-            Vec<Slot>,
-            u64,
-            Result<InstallCheck, Epoch>,
-        )> = vec![
+        let cases: Vec<CheckCase<InstallCheck>> = vec![
             (
                 "new slot",
                 &frozen,

@@ -134,6 +134,10 @@ async fn nodes_join_and_leave_with_their_data_intact() {
         )
     );
 
+    // A REPL connected to a data node only: the node relays the request to its coordinator.
+    let node_only = Client::connect([status.nodes[0].addr], Default::default()).unwrap();
+    assert_eq!(execute_line("leave 127.0.0.1:1", &node_only).await, shown);
+
     // The REPL's `leave` takes out the standby by its short id; status shows the result.
     let standby = status.standbys[0];
     let line = format!("leave {}", kv::client::short_id(standby.id));

@@ -20,8 +20,8 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Why an admin request got no answer from the coordinator.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// No seed answered as the coordinator (data nodes do not take admin requests).
-    #[error("no coordinator among the addresses {0}; give the coordinator's address (with kv local: the base port)")]
+    /// No seed answered (neither the coordinator nor a data node, which would relay).
+    #[error("no coordinator or data node answered at {0}")]
     NoCoordinator(String),
     /// Asking the coordinator failed.
     #[error(transparent)]
@@ -30,9 +30,10 @@ pub enum AdminError {
 
 impl Client {
     /// Sends an operator's request to the coordinator (the seed that answers a status
-    /// question as one) and waits up to [`ADMIN_TIMEOUT`] for its answer.
+    /// question as one; failing that, a data node among the seeds, which relays it) and waits
+    /// up to [`ADMIN_TIMEOUT`] for its answer.
     pub async fn admin(&self, request: AdminRequest) -> Result<AdminAnswer, AdminError> {
-        let coordinator = self.coordinator().await?;
+        let coordinator = self.admin_address().await?;
         let answer = coordinator::admin(coordinator, request, ADMIN_TIMEOUT).await?;
         if let AdminAnswer::Done(map) = &answer {
             self.shared.offer(map);
@@ -40,13 +41,21 @@ impl Client {
         Ok(answer)
     }
 
-    /// The address of the first seed that is the coordinator.
-    pub async fn coordinator(&self) -> Result<SocketAddr, AdminError> {
+    /// Where to send an admin request: the first seed that is the coordinator, else the
+    /// first seed that answers as a data node (it relays to its coordinator).
+    pub async fn admin_address(&self) -> Result<SocketAddr, AdminError> {
         let reports = ask_status(&self.seeds, self.config.status_timeout).await;
-        self.seeds
+        let answered: Vec<(SocketAddr, StatusReport)> = self
+            .seeds
             .iter()
             .zip(reports)
-            .find(|(_, r)| matches!(r, Some(StatusReport::Coordinator(_))))
+            .filter_map(|(addr, r)| r.map(|r| (*addr, r)))
+            .collect();
+        let coordinator = answered
+            .iter()
+            .find(|(_, r)| matches!(r, StatusReport::Coordinator(_)));
+        coordinator
+            .or(answered.first())
             .map(|(addr, _)| *addr)
             .ok_or_else(|| {
                 let seeds: Vec<String> = self.seeds.iter().map(SocketAddr::to_string).collect();

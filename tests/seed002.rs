@@ -2,16 +2,18 @@
 //! started from configuration files, driven in the seed's RESP dialect over raw sockets. Every
 //! process is killed when the test ends, also when it fails (which prints their logs' tails).
 
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kv::client::{Client, ClientConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod cluster_support;
+
+use cluster_support::{free_addrs, print_tail, Proc};
 
 /// How long the system may take to form, elect, or recover from a kill.
 const SETTLE: Duration = Duration::from_secs(60);
@@ -22,69 +24,10 @@ const REPLY: Duration = Duration::from_secs(15);
 const SEED: &str = env!("CARGO_BIN_EXE_kvstore2pcsystem");
 const KV: &str = env!("CARGO_BIN_EXE_kv");
 
-/// One child process, killed (SIGKILL) if still running when dropped.
-struct Proc {
-    name: String,
-    log: PathBuf,
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(program: &str, name: &str, config: &Path, dir: &Path) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let file = File::create(&log).expect("create log file");
-        let child = Command::new(program)
-            .arg("--config_path")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start the process");
-        Proc {
-            name: name.to_owned(),
-            log,
-            child,
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Ports are probed below Linux's ephemeral range (32768 and up), where the participants' links
-/// bind with port 0, from a per-process start so concurrent test processes spread apart.
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
-const FIRST_PORT: u16 = 12_000;
-const LAST_PORT: u16 = 32_000;
-
-/// `n` loopback addresses whose ports were free when probed.
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let span = LAST_PORT - FIRST_PORT;
-    let start = FIRST_PORT + ((std::process::id() * 7) % u32::from(span)) as u16;
-    let _ = NEXT_PORT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
-    let mut found = Vec::with_capacity(n);
-    for _ in 0..span {
-        let port = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
-        let port = FIRST_PORT + (port - FIRST_PORT) % span;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        if TcpListener::bind(addr).is_ok() {
-            found.push(addr);
-            if found.len() == n {
-                return found;
-            }
-        }
-    }
-    panic!("fewer than {n} free ports between {FIRST_PORT} and {LAST_PORT}");
+/// Starts `program` with `--config_path config`.
+fn spawn(program: &str, name: &str, config: &Path, dir: &Path) -> Proc {
+    let args = ["--config_path".to_owned(), config.display().to_string()];
+    Proc::spawn_program(program, name, &args, &[], dir, Stdio::null())
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -129,11 +72,11 @@ impl System {
                     "!\n! Participant configuration\n!\nmode participant\n!\nparticipant_info {p}\n!\ncoordinator_info {coordinator}\n"
                 );
                 std::fs::write(&conf, text).expect("write a participant's file");
-                Some(Proc::spawn(SEED, &format!("participant{}", i + 1), &conf, &dir))
+                Some(spawn(SEED, &format!("participant{}", i + 1), &conf, &dir))
             })
             .collect();
         std::thread::sleep(Duration::from_millis(300));
-        let coordinator_proc = Some(Proc::spawn(SEED, "coordinator", &coordinator_conf, &dir));
+        let coordinator_proc = Some(spawn(SEED, "coordinator", &coordinator_conf, &dir));
         System {
             dir,
             coordinator,
@@ -155,7 +98,7 @@ impl System {
         }
         self.restarts += 1;
         let name = format!("coordinator-{}", self.restarts + 1);
-        let fresh = Proc::spawn(KV, &name, &self.coordinator_conf, &self.dir);
+        let fresh = spawn(KV, &name, &self.coordinator_conf, &self.dir);
         self.coordinator_proc = Some(fresh);
     }
 
@@ -181,7 +124,7 @@ impl System {
         assert!(self.participant_procs[i].is_none(), "killed first");
         let conf = self.dir.join(format!("participant{}.conf", i + 1));
         let name = format!("participant{}-again", i + 1);
-        self.participant_procs[i] = Some(Proc::spawn(SEED, &name, &conf, &self.dir));
+        self.participant_procs[i] = Some(spawn(SEED, &name, &conf, &self.dir));
     }
 
     /// The native address of the group's leader, as the participants report it.
@@ -215,14 +158,7 @@ impl Drop for System {
             let mut procs: Vec<&Proc> = self.coordinator_proc.iter().collect();
             procs.extend(self.participant_procs.iter().flatten());
             procs.extend(self.dead.iter());
-            for p in procs {
-                let text = std::fs::read_to_string(&p.log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                eprintln!("---- {} ({}) last lines ----", p.name, p.log.display());
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
+            procs.into_iter().for_each(print_tail);
         }
     }
 }

@@ -113,32 +113,39 @@ pub fn render() -> String {
     HANDLE.get().map(Handle::render).unwrap_or_default()
 }
 
-fn describe() {
-    metrics::describe_counter!(
+/// The counters and what each counts, for the exposition's `# HELP` lines.
+const COUNTERS: [(&str, &str); 8] = [
+    (
         OPS_TOTAL,
-        "Key-value operations by kind, outcome and front end"
-    );
+        "Key-value operations by kind, outcome and front end",
+    ),
+    (LEADER_CHANGES_TOTAL, "Leaders elected, by group"),
+    (
+        CONFIG_EVENTS_TOTAL,
+        "Group configuration events (sealed, started, leaving, catching-up, retired)",
+    ),
+    (ACCEPT_BATCHES_TOTAL, "Accept batches sent by a leader"),
+    (
+        PROPOSALS_BATCHED_TOTAL,
+        "Log entries sent in accept batches by a leader",
+    ),
+    (DECIDED_ENTRIES_TOTAL, "Log entries decided"),
+    (
+        LINK_RECONNECTS_TOTAL,
+        "Perfect-link redials after a lost connection",
+    ),
+    (PEER_DOWN_TOTAL, "Peers the perfect link reported down"),
+];
+
+fn describe() {
+    for (name, help) in COUNTERS {
+        metrics::describe_counter!(name, help);
+    }
     metrics::describe_histogram!(
         OP_LATENCY_SECONDS,
         metrics::Unit::Seconds,
         "Key-value operation latency by kind and front end"
     );
-    metrics::describe_counter!(LEADER_CHANGES_TOTAL, "Leaders elected, by group");
-    metrics::describe_counter!(
-        CONFIG_EVENTS_TOTAL,
-        "Group configuration events (sealed, started, leaving, catching-up, retired)"
-    );
-    metrics::describe_counter!(ACCEPT_BATCHES_TOTAL, "Accept batches sent by a leader");
-    metrics::describe_counter!(
-        PROPOSALS_BATCHED_TOTAL,
-        "Log entries sent in accept batches by a leader"
-    );
-    metrics::describe_counter!(DECIDED_ENTRIES_TOTAL, "Log entries decided");
-    metrics::describe_counter!(
-        LINK_RECONNECTS_TOTAL,
-        "Perfect-link redials after a lost connection"
-    );
-    metrics::describe_counter!(PEER_DOWN_TOTAL, "Peers the perfect link reported down");
 }
 
 /// Where an operation entered the node (the `frontend` label).

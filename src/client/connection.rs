@@ -56,6 +56,7 @@ fn kind(frame: &ServerFrame) -> &'static str {
         ServerFrame::Status(_) => "a status report",
         ServerFrame::Directive { .. } => "a coordinator directive",
         ServerFrame::Admin(_) => "an administrative answer",
+        ServerFrame::Removed { .. } => "a removal notice",
     }
 }
 

@@ -20,10 +20,10 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use kv_components::task::TaskGuard;
 use kv_ports::ids::NodeId;
-use kv_ports::membership::{NodeInfo, SlotMap};
+use kv_ports::membership::{Epoch, NodeInfo, SlotMap};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::codec::Framed;
 
 use super::backoff::Backoff;
@@ -54,6 +54,18 @@ pub enum SessionError {
     /// The coordinator closed the connection.
     #[error("the coordinator closed the connection")]
     Closed,
+    /// The node is no longer in the cluster (the map of this epoch removed it).
+    #[error("removed from the cluster (epoch {0})")]
+    Removed(Epoch),
+}
+
+/// The coordinator took the node out of the cluster: its session ended for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Removal {
+    /// The coordinator that said so.
+    pub coordinator: CoordinatorAddr,
+    /// The epoch of the map without the node (or the coordinator's epoch when it said so).
+    pub epoch: Epoch,
 }
 
 /// The node's side of the reconfiguration traffic on its session.
@@ -73,6 +85,8 @@ pub struct NodeSession {
     /// Frames to send the coordinator (directive answers, suspicion reports), queued by the
     /// agent and the node's membership; kept across connections.
     pub outbound: UnboundedReceiver<ClientFrame>,
+    /// Told once if the node is removed from the cluster (the session then ends).
+    pub removed: Option<oneshot::Sender<Removal>>,
 }
 
 /// The agent of a session that runs no groups: every directive is answered `Failed`.
@@ -103,6 +117,7 @@ pub fn start(
     let node = NodeSession {
         agent: Arc::new(NoGroups(tx)),
         outbound,
+        removed: None,
     };
     start_node(coordinator, me, maps, node)
 }
@@ -139,6 +154,14 @@ async fn run(
             progress: &mut progress,
         };
         let error = conn.session(coordinator, &me).await;
+        if let SessionError::Removed(epoch) = error {
+            tracing::warn!(%coordinator, node = %me.id, %epoch,
+                "removed from the cluster by the coordinator at {coordinator}; session ended");
+            if let Some(tell) = node.removed.take() {
+                let _ = tell.send(Removal { coordinator, epoch });
+            }
+            return;
+        }
         if progress.heard {
             backoff.reset();
         }
@@ -207,7 +230,7 @@ impl Conn<'_> {
                     None => return SessionError::Closed,
                     Some(Err(e)) => return e.into(),
                     Some(Ok(frame)) => {
-                        if let Err(e) = self.on_frame(frame) {
+                        if let Err(e) = self.on_frame(me.id, frame) {
                             return e;
                         }
                     }
@@ -225,19 +248,20 @@ impl Conn<'_> {
     }
 
     /// A frame from the coordinator.
-    fn on_frame(&mut self, frame: ServerFrame) -> Result<(), SessionError> {
+    fn on_frame(&mut self, me: NodeId, frame: ServerFrame) -> Result<(), SessionError> {
         match frame {
             ServerFrame::Map(Some(map)) => {
                 self.progress.heard = true;
-                adopt(self.maps, map);
+                let named = self.maps.borrow().node(me).is_some();
+                let epoch = map.epoch;
+                let gone = map.node(me).is_none();
+                if adopt(self.maps, map) && named && gone {
+                    // Ids are never taken back: a map without us after one with us is final.
+                    return Err(SessionError::Removed(epoch));
+                }
             }
-            ServerFrame::Directive {
-                id,
-                peers,
-                directive,
-            } => {
-                self.progress.heard = true;
-                self.node.agent.directive(id, peers, directive);
+            ServerFrame::Removed { node, epoch } if node == me => {
+                return Err(SessionError::Removed(epoch));
             }
             ServerFrame::Error { message } => return Err(SessionError::Refused(message)),
             other => tracing::debug!(?other, "ignoring an unexpected coordinator frame"),

@@ -158,10 +158,9 @@ impl State {
     fn check_in(&mut self, conn: ConnId, node: NodeInfo, map: Option<SlotMap>) {
         let id = node.id;
         if self.core.is_removed(id) {
-            tracing::warn!(node = %id, "a removed node checked in; refused");
-            let message =
-                format!("node {id} was removed from the cluster; restart it to join as a new node");
-            self.push(conn, ServerFrame::Error { message });
+            tracing::warn!(node = %id, "a removed node checked in; told it was removed");
+            let epoch = self.core.current().epoch;
+            self.push(conn, ServerFrame::Removed { node: id, epoch });
             return;
         }
         let mut outputs = Vec::new();
@@ -362,8 +361,24 @@ impl State {
         for conn in conns {
             self.push(conn, ServerFrame::Map(Some(map.clone())));
         }
+        self.notify_removed(map.epoch);
         let answers = self.waiters.published(&map);
         self.answer(answers);
+    }
+
+    /// Tells every node still in session that the map of `epoch` removed that it is out of
+    /// the cluster: it stops instead of lingering (and redialling) as a stranger.
+    fn notify_removed(&mut self, epoch: Epoch) {
+        let removed: Vec<(NodeId, ConnId)> = self
+            .sessions
+            .iter()
+            .filter(|(node, _)| self.core.is_removed(**node))
+            .map(|(node, conn)| (*node, *conn))
+            .collect();
+        for (node, conn) in removed {
+            tracing::info!(%node, %epoch, "telling a removed node it is out of the cluster");
+            self.push(conn, ServerFrame::Removed { node, epoch });
+        }
     }
 
     /// Queues `frame` for `conn`. A connection whose queue is full is not reading: it is

@@ -345,7 +345,22 @@ fn removals_wait_for_the_map_without_the_node() {
         ClientFrame::Admin(AdminRequest::Remove(NodeRef::Id(NodeId(3)))),
     );
     assert!(admin_answers(&mut a).is_empty() && admin_answers(&mut b).is_empty());
-    serve_directives(&mut state, &mut queues);
+    let rest = serve_directives(&mut state, &mut queues);
+    // The removed node hears it on its session, after the map that removed it.
+    assert!(
+        matches!(
+            rest[&3].last(),
+            Some(ServerFrame::Removed {
+                node: NodeId(3),
+                ..
+            })
+        ),
+        "{:?}",
+        rest[&3]
+    );
+    assert!(rest[&1]
+        .iter()
+        .all(|f| !matches!(f, ServerFrame::Removed { .. })));
     for q in [&mut a, &mut b] {
         match admin_answers(q).as_slice() {
             [AdminAnswer::Done(m)] => {
@@ -355,12 +370,15 @@ fn removals_wait_for_the_map_without_the_node() {
             other => panic!("{other:?}"),
         }
     }
-    // The removed node's process comes back: refused.
+    // The removed node's process comes back: told again that it is out.
     let mut back = open(&mut state, 30, 16);
     check_in_on(&mut state, 30, 3, None);
     assert!(matches!(
         drain(&mut back).as_slice(),
-        [ServerFrame::Error { .. }]
+        [ServerFrame::Removed {
+            node: NodeId(3),
+            ..
+        }]
     ));
 }
 

@@ -106,6 +106,16 @@ pub enum ServerFrame {
     },
     /// The answer to [`ClientFrame::Admin`].
     Admin(AdminAnswer),
+    /// The coordinator tells a node's session that the node is no longer in the cluster (it
+    /// left, or it was declared failed and replaced): the map of `epoch` no longer names it
+    /// and its id is never taken back. The coordinator closes the connection after this; the
+    /// node stops instead of reconnecting (restarted, it joins as a new node).
+    Removed {
+        /// The node removed.
+        node: NodeId,
+        /// The coordinator's map epoch when it said so.
+        epoch: Epoch,
+    },
 }
 
 /// Why a frame could not be read or written.

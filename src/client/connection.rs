@@ -57,6 +57,7 @@ fn kind(frame: &ServerFrame) -> &'static str {
         ServerFrame::Directive { .. } => "a coordinator directive",
         ServerFrame::Admin(_) => "an administrative answer",
         ServerFrame::Removed { .. } => "a removal notice",
+        ServerFrame::QueryGroups => "a coordinator's query",
     }
 }
 

@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use kv_components::task::TaskGuard;
 use kv_ports::ids::NodeId;
@@ -30,7 +31,7 @@ use super::backoff::Backoff;
 use super::dial::CoordinatorAddr;
 use crate::native::frame::FrameError;
 use crate::native::{
-    ClientCodec, ClientFrame, Directive, DirectiveId, DirectiveOutcome, ServerFrame,
+    ClientCodec, ClientFrame, Directive, DirectiveId, DirectiveOutcome, GroupReport, ServerFrame,
 };
 
 /// The first wait before reconnecting: short, so a coordinator restart is noticed quickly.
@@ -78,6 +79,13 @@ pub trait SessionAgent: Send + Sync + 'static {
     fn suspected(&self) -> Vec<NodeId>;
 }
 
+/// Where the node's group members stand, for a coordinator that asks
+/// ([`ServerFrame::QueryGroups`]).
+pub trait GroupReporter: Send + Sync + 'static {
+    /// Every group member the node runs now.
+    fn report(&self) -> BoxFuture<'static, Vec<GroupReport>>;
+}
+
 /// What a node's session carries besides maps.
 pub struct NodeSession {
     /// Carries out directives and knows the suspicions.
@@ -87,6 +95,8 @@ pub struct NodeSession {
     pub outbound: UnboundedReceiver<ClientFrame>,
     /// Told once if the node is removed from the cluster (the session then ends).
     pub removed: Option<oneshot::Sender<Removal>>,
+    /// Answers the coordinator's group queries (`None`: the node runs no groups).
+    pub reporter: Option<Arc<dyn GroupReporter>>,
 }
 
 /// The agent of a session that runs no groups: every directive is answered `Failed`.
@@ -118,6 +128,7 @@ pub fn start(
         agent: Arc::new(NoGroups(tx)),
         outbound,
         removed: None,
+        reporter: None,
     };
     start_node(coordinator, me, maps, node)
 }
@@ -145,6 +156,8 @@ async fn run(
     let mut unreachable = false;
     // The nodes last reported suspected (reconciled after every check-in).
     let mut reported = BTreeSet::new();
+    // Answers to group queries, computed off the reading loop.
+    let (answers, mut answered) = mpsc::unbounded_channel();
     loop {
         let mut progress = Progress::default();
         let mut conn = Conn {
@@ -152,6 +165,8 @@ async fn run(
             node: &mut node,
             reported: &mut reported,
             progress: &mut progress,
+            answers: &answers,
+            answered: &mut answered,
         };
         let error = conn.session(coordinator, &me).await;
         if let SessionError::Removed(epoch) = error {
@@ -194,6 +209,8 @@ struct Conn<'a> {
     node: &'a mut NodeSession,
     reported: &'a mut BTreeSet<NodeId>,
     progress: &'a mut Progress,
+    answers: &'a UnboundedSender<ClientFrame>,
+    answered: &'a mut UnboundedReceiver<ClientFrame>,
 }
 
 type Framing = Framed<TcpStream, ClientCodec>;
@@ -235,6 +252,11 @@ impl Conn<'_> {
                         }
                     }
                 },
+                Some(frame) = self.answered.recv() => {
+                    if let Err(e) = framed.send(frame).await {
+                        return e.into();
+                    }
+                }
                 Some(frame) = self.node.outbound.recv() => {
                     if let ClientFrame::Suspicion { node, suspected } = &frame {
                         self.note_reported(*node, *suspected);
@@ -262,6 +284,25 @@ impl Conn<'_> {
             }
             ServerFrame::Removed { node, epoch } if node == me => {
                 return Err(SessionError::Removed(epoch));
+            }
+            ServerFrame::QueryGroups => {
+                let answers = self.answers.clone();
+                let report = self.node.reporter.as_ref().map(|r| r.report());
+                tokio::spawn(async move {
+                    let groups = match report {
+                        Some(report) => report.await,
+                        None => Vec::new(),
+                    };
+                    let _ = answers.send(ClientFrame::Groups(groups));
+                });
+            }
+            ServerFrame::Directive {
+                id,
+                peers,
+                directive,
+            } => {
+                self.progress.heard = true;
+                self.node.agent.directive(id, peers, directive);
             }
             ServerFrame::Error { message } => return Err(SessionError::Refused(message)),
             other => tracing::debug!(?other, "ignoring an unexpected coordinator frame"),

@@ -21,6 +21,7 @@ use tokio::sync::mpsc::Sender;
 use super::admin::{describe, Answer, Waiters};
 use super::conn::{ConnId, ConnTasks, Event};
 use super::executor::{Executor, ExecutorConfig, Output as ExecOutput};
+use super::recovery::{Recovery, Step};
 use crate::native::{
     AdminAnswer, AdminRequest, ClientFrame, CoordinatorStatus, NodeRef, ServerFrame, StatusReport,
 };
@@ -53,6 +54,8 @@ pub(super) struct State {
     /// The shared port of the data node this coordinator runs inside, if embedded (seed 001):
     /// that node cannot be removed.
     host: Option<SocketAddr>,
+    /// Reconciling an adopted map with the groups before planning (a restarted coordinator).
+    recovery: Recovery,
 }
 
 impl State {
@@ -65,6 +68,7 @@ impl State {
             sessions: BTreeMap::new(),
             waiters: Waiters::default(),
             host: None,
+            recovery: Recovery::default(),
         }
     }
 
@@ -102,6 +106,9 @@ impl State {
         self.execute(outputs);
         let directives = self.executor.tick();
         self.run(directives);
+        let connected: Vec<NodeId> = self.sessions.keys().copied().collect();
+        let step = self.recovery.tick(self.core.current(), &connected);
+        self.recover(step);
         self.settle_admin();
     }
 
@@ -139,6 +146,13 @@ impl State {
                 None => tracing::debug!(?conn, %node, "suspicion outside a session"),
             },
             ClientFrame::Admin(request) => self.admin(conn, request),
+            ClientFrame::Groups(groups) => match self.node_of(conn) {
+                Some(node) => {
+                    tracing::debug!(%node, groups = groups.len(), "node reported its groups");
+                    self.recovery.answered(node, groups);
+                }
+                None => tracing::debug!(?conn, "group report outside a session"),
+            },
             ClientFrame::Request(cmd) => {
                 let message = NO_DATA.to_owned();
                 self.push(
@@ -163,12 +177,20 @@ impl State {
             self.push(conn, ServerFrame::Removed { node: id, epoch });
             return;
         }
+        self.recovery.checked_in(&node);
         let mut outputs = Vec::new();
+        let mut adopted = false;
         if let Some(map) = map {
             let before = self.core.current().epoch;
+            // Nothing is planned from an adopted map before the groups were heard.
+            let idle = self.core.in_flight().is_none() && self.executor.running().is_none();
+            if idle && map.epoch > before && !self.core.is_held() {
+                self.core.hold();
+            }
             outputs.extend(self.core.report_map(map));
             let after = self.core.current().epoch;
-            if after != before {
+            adopted = after != before;
+            if adopted {
                 tracing::info!(node = %id, epoch = %after, "adopted the map re-reported by a node");
             }
         }
@@ -180,6 +202,49 @@ impl State {
         self.run(pending);
         outputs.extend(self.core.check_in(node));
         self.execute(outputs);
+        if adopted && !self.recovery.active() {
+            tracing::info!("asking the nodes where their groups stand before planning");
+            let connected = self.sessions.keys().copied().collect();
+            let step = self.recovery.start(connected);
+            self.recover(step);
+        } else if self.recovery.active() {
+            self.recover(Step::Ask(vec![id]));
+        } else if self.core.is_held() {
+            let outputs = self.core.release();
+            self.execute(outputs);
+        }
+    }
+
+    /// Carries out what recovery asks for.
+    fn recover(&mut self, step: Step) {
+        match step {
+            Step::Wait => {}
+            Step::Ask(nodes) => {
+                for node in nodes {
+                    if let Some(&conn) = self.sessions.get(&node) {
+                        self.push(conn, ServerFrame::QueryGroups);
+                    }
+                }
+            }
+            Step::Execute(plan, before) => {
+                let out = self.executor.start(&plan, &before);
+                self.run(out);
+            }
+            Step::Finish(map) => {
+                if let Some(map) = map {
+                    let outputs = self.core.report_map(map.clone());
+                    if self.core.current() == &map {
+                        tracing::info!(epoch = %map.epoch, "publishing the reconciled map");
+                        self.publish(map);
+                    } else {
+                        tracing::warn!(epoch = %map.epoch, "the reconciled map was not taken");
+                    }
+                    self.execute(outputs);
+                }
+                let outputs = self.core.release();
+                self.execute(outputs);
+            }
+        }
     }
 
     /// A closed connection ends the session it carried; the node stays in the map (failures
@@ -278,7 +343,7 @@ impl State {
             waiting_for: u32::try_from(core.waiting_for).unwrap_or(u32::MAX),
             connected: self.sessions.keys().copied().collect(),
             suspected: core.suspected,
-            in_flight: core.in_flight,
+            in_flight: core.in_flight.or(self.recovery.running()),
             queued: u32::try_from(core.queued).unwrap_or(u32::MAX),
             under_replicated: core.under_replicated,
         }
@@ -333,6 +398,10 @@ impl State {
                     }
                     None => tracing::debug!(node = %to, ?id, "no session for a directive"),
                 },
+                ExecOutput::PlanDone(epoch) if self.recovery.runs(epoch) => {
+                    let step = self.recovery.plan_done(epoch, self.core.current());
+                    self.recover(step);
+                }
                 ExecOutput::PlanDone(epoch) => {
                     let outputs = self.core.plan_done(epoch);
                     self.execute(outputs);

@@ -463,3 +463,139 @@ fn the_node_hosting_an_embedded_coordinator_cannot_be_removed() {
     }
     assert_eq!(state.core.current().epoch, Epoch(1), "nothing changed");
 }
+
+/// What node `n` of `map` reports: its group as the map has it, without `frozen` (which it
+/// froze at `epoch`).
+fn group_report(
+    map: &SlotMap,
+    n: u64,
+    frozen: &[kv_ports::membership::Slot],
+    epoch: Epoch,
+) -> ClientFrame {
+    use crate::native::{GroupReport, SlotRecord};
+    let group = map.group_of_node(NodeId(n)).unwrap();
+    let g = map.group(group).unwrap();
+    let owned = map.slots_of(group);
+    let mine: Vec<_> = frozen
+        .iter()
+        .filter(|s| owned.contains(s))
+        .copied()
+        .collect();
+    ClientFrame::Groups(vec![GroupReport {
+        group,
+        config: g.config,
+        active: true,
+        members: g.members.clone(),
+        leading: g.members[0] == NodeId(n),
+        applied: 5,
+        owned: owned.into_iter().filter(|s| !mine.contains(s)).collect(),
+        moves: mine
+            .iter()
+            .map(|&slot| SlotRecord {
+                slot,
+                installed: false,
+                epoch,
+            })
+            .collect(),
+    }])
+}
+
+#[test]
+fn a_restarted_coordinator_finishes_a_cut_short_move_before_planning() {
+    let mut old = State::new(config(), ExecutorConfig::default());
+    let _queues = formed(&mut old);
+    let map = old.core.current().clone();
+    // The old coordinator froze two slots of group 0 at epoch 2 and died before installing.
+    let frozen = map.slots_of(kv_ports::ids::GroupId(0))[..2].to_vec();
+
+    let mut state = State::new(config(), ExecutorConfig::default());
+    let mut queues: Vec<(u64, Receiver<ServerFrame>)> =
+        (1..=5).map(|n| (n, open(&mut state, n, 64))).collect();
+    for n in 1..=4 {
+        check_in(&mut state, n, Some(map.clone()));
+    }
+    // A newcomer meanwhile: nothing is planned for it yet.
+    check_in(&mut state, 5, None);
+    let mut asked = 0;
+    for (n, q) in queues.iter_mut() {
+        for f in drain(q) {
+            assert!(
+                !matches!(f, ServerFrame::Directive { .. }),
+                "nothing planned while reconciling: {f:?}"
+            );
+            if f == ServerFrame::QueryGroups && *n <= 4 {
+                asked += 1;
+            }
+        }
+    }
+    assert_eq!(asked, 4, "every node of the map is asked");
+    for n in 1..=4 {
+        send(&mut state, n, group_report(&map, n, &frozen, Epoch(2)));
+    }
+    state.tick();
+    // The executor freezes them again at epoch 2 and installs them at group 1, at epoch 2.
+    let mut seen = Vec::new();
+    for (n, q) in queues.iter_mut() {
+        for f in drain(q) {
+            if let ServerFrame::Directive { id, directive, .. } = f {
+                seen.push(directive.clone());
+                let outcome = match directive {
+                    Directive::Freeze { .. } => {
+                        DirectiveOutcome::Frozen(kv_ports::kv::SlotData::default())
+                    }
+                    _ => DirectiveOutcome::Done,
+                };
+                send(&mut state, *n, ClientFrame::DirectiveDone { id, outcome });
+            }
+        }
+    }
+    assert!(
+        matches!(
+            &seen[..2],
+            [
+                Directive::Freeze { slots: f, epoch: Epoch(2), .. },
+                Directive::Install { group: kv_ports::ids::GroupId(1), slots: i, epoch: Epoch(2), .. },
+            ] if *f == frozen && *i == frozen
+        ),
+        "{seen:?}"
+    );
+    let rest = serve_directives(&mut state, &mut queues);
+    let published: Vec<&SlotMap> = rest[&1]
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Map(Some(m)) => Some(m),
+            _ => None,
+        })
+        .collect();
+    // The reconciled map, above the freeze's epoch; then the newcomer is planned as usual
+    // (a standby) from it.
+    let epochs: Vec<Epoch> = published.iter().map(|m| m.epoch).collect();
+    assert_eq!(epochs, [Epoch(3), Epoch(4)]);
+    for s in &frozen {
+        assert_eq!(published[0].slots[s.index()], kv_ports::ids::GroupId(1));
+    }
+    assert!(published[0].standbys.is_empty());
+    assert_eq!(published[1].standbys, [NodeId(5)]);
+    assert_eq!(state.core.current(), published[1]);
+}
+
+#[test]
+fn a_restarted_coordinator_whose_groups_agree_keeps_the_adopted_map() {
+    let mut old = State::new(config(), ExecutorConfig::default());
+    let _queues = formed(&mut old);
+    let map = old.core.current().clone();
+    let mut state = State::new(config(), ExecutorConfig::default());
+    let mut queues: Vec<_> = (1..=4).map(|n| open(&mut state, n, 16)).collect();
+    for n in 1..=4 {
+        check_in(&mut state, n, Some(map.clone()));
+    }
+    for n in 1..=4 {
+        send(&mut state, n, group_report(&map, n, &[], Epoch(0)));
+    }
+    state.tick();
+    assert_eq!(state.core.current(), &map);
+    assert!(!state.core.is_held(), "planning resumed");
+    for q in &mut queues {
+        assert_eq!(maps(q), [Epoch(1)]);
+    }
+}

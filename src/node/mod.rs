@@ -324,6 +324,7 @@ impl Node {
                     agent: Arc::new(agent),
                     outbound,
                     removed: Some(tell),
+                    reporter: Some(Arc::new(groups.clone())),
                 };
                 tasks.push(crate::coordinator::session::start_node(
                     addr,

@@ -177,6 +177,12 @@ impl State {
             self.push(conn, ServerFrame::Removed { node: id, epoch });
             return;
         }
+        if self.removed_unseen(id, map.as_ref()) {
+            tracing::warn!(node = %id, "a node whose own map is older than its removal checked in");
+            let epoch = self.core.current().epoch;
+            self.push(conn, ServerFrame::Removed { node: id, epoch });
+            return;
+        }
         self.recovery.checked_in(&node);
         let mut outputs = Vec::new();
         let mut adopted = false;
@@ -213,6 +219,20 @@ impl State {
             let outputs = self.core.release();
             self.execute(outputs);
         }
+    }
+
+    /// Whether node `id`, holding `held`, was removed by a map this coordinator did not
+    /// publish itself (it restarted since): its own map names it, a newer one does not, and
+    /// ids are never taken back.
+    fn removed_unseen(&self, id: NodeId, held: Option<&SlotMap>) -> bool {
+        let current = self.core.current();
+        let planned = self
+            .core
+            .in_flight()
+            .is_some_and(|p| p.target.node(id).is_some());
+        held.is_some_and(|m| m.node(id).is_some() && m.epoch < current.epoch)
+            && current.node(id).is_none()
+            && !planned
     }
 
     /// Carries out what recovery asks for.

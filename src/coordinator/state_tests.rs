@@ -321,6 +321,7 @@ fn removals_wait_for_the_map_without_the_node() {
     for n in 1..=4 {
         check_in(&mut state, n, None);
     }
+    let first = state.core.current().clone();
     serve_directives(&mut state, &mut queues);
     let mut a = open(&mut state, 99, 16);
     let mut b = open(&mut state, 98, 16);
@@ -380,6 +381,22 @@ fn removals_wait_for_the_map_without_the_node() {
             ..
         }]
     ));
+    // A restarted coordinator never saw the removal: the node's own, older map names it; the
+    // newer one the others re-report does not.
+    let now = state.core.current().clone();
+    let mut fresh = State::new(config(), ExecutorConfig::default());
+    let _one = open(&mut fresh, 1, 64);
+    check_in(&mut fresh, 1, Some(now));
+    let mut three = open(&mut fresh, 3, 16);
+    check_in(&mut fresh, 3, Some(first));
+    assert!(matches!(
+        drain(&mut three).as_slice(),
+        [ServerFrame::Removed {
+            node: NodeId(3),
+            ..
+        }]
+    ));
+    assert!(fresh.core.current().node(NodeId(3)).is_none());
 }
 
 #[test]

@@ -157,7 +157,8 @@ async fn serve(stream: TcpStream, me: SocketAddr, world: Arc<World>, kind: Kind)
             ClientFrame::CheckIn { .. }
             | ClientFrame::DirectiveDone { .. }
             | ClientFrame::Suspicion { .. }
-            | ClientFrame::Admin(_) => return,
+            | ClientFrame::Admin(_)
+            | ClientFrame::Groups(_) => return,
             ClientFrame::Request(cmd) => {
                 world
                     .logs

@@ -112,6 +112,9 @@ async fn nodes_join_and_leave_with_their_data_intact() {
     assert_eq!(status.standbys.len(), 1, "{}", status.render());
     assert_eq!(status.groups.iter().map(|g| g.slots).sum::<usize>(), 1024);
     check_keys(&client, 300, "b").await;
+    // The node that left is told so by the coordinator and exits cleanly, on its own.
+    let left = cluster.index_of(leaving.addr);
+    assert_exits_cleanly(&mut cluster, left).await;
 
     // Asking to remove a node that is not there changes nothing and says why, from the
     // command line and from the REPL.
@@ -148,6 +151,30 @@ async fn nodes_join_and_leave_with_their_data_intact() {
     let status = status_until(&cluster, |s| s.standbys.is_empty()).await;
     assert_eq!(status.nodes.len(), 4, "{}", status.render());
     check_keys(&client, 300, "b").await;
+    let left = cluster.index_of(standby.addr);
+    assert_exits_cleanly(&mut cluster, left).await;
+}
+
+/// Node `i` was removed from the cluster: its process exits with status 0 within seconds,
+/// saying why in its log.
+async fn assert_exits_cleanly(cluster: &mut Cluster, i: usize) {
+    let started = Instant::now();
+    let status = cluster.wait_exit(i, Duration::from_secs(20)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "node {} did not exit cleanly after its removal: {status:?}",
+        i + 1
+    );
+    let log = std::fs::read_to_string(cluster.nodes[i].log().expect("a log")).unwrap();
+    assert!(
+        log.contains("removed from the cluster by the coordinator at"),
+        "{log}"
+    );
+    eprintln!(
+        "node {} exited {:?} after its removal",
+        i + 1,
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,8 @@ fn kind(frame: &ServerFrame) -> &'static str {
         ServerFrame::Status(_) => "a status report",
         ServerFrame::Directive { .. } => "a coordinator directive",
         ServerFrame::Admin(_) => "an administrative answer",
+        ServerFrame::Removed { .. } => "a removal notice",
+        ServerFrame::QueryGroups => "a coordinator's query",
     }
 }
 

@@ -23,7 +23,9 @@ pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
         resp: args.resp,
         http: args.http,
     };
-    let node = Node::start(config).await.context("cannot start the node")?;
+    let mut node = Node::start(config).await.context("cannot start the node")?;
+    let removal = node.removal();
+    tokio::pin!(removal);
     let id = node.id;
     say(&format!("node {id} listening on {}; joining", args.listen));
     let request = AdminRequest::AwaitNode(NodeRef::Id(id));
@@ -34,6 +36,10 @@ pub async fn run(args: JoinArgs) -> anyhow::Result<()> {
         tokio::select! {
             () = super::shutdown::requested() => break false,
             () = node.stopped() => break true,
+            removed = &mut removal => {
+                super::node::leave_after_removal(&node, removed).await;
+                break false;
+            }
             answer = &mut placed, if waiting => {
                 waiting = false;
                 match answer {

@@ -7,12 +7,18 @@
 //!   others as `IPPORT`) and serves everything there, seed 001's HTTP API included.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use kv::coordinator::session::Removal;
 use kv::node::{Join, Node, NodeConfig, NodeOptions};
 use kv::seed001::InitialView;
 
 use crate::cli::NodeArgs;
+
+/// How long a removed node waits for its group members to retire (hand their state to the
+/// new members) before it stops anyway.
+const RETIRE_WITHIN: Duration = Duration::from_secs(10);
 
 /// Runs a data node until asked to stop or until one of its components fails.
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -26,18 +32,31 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         ),
         None => seed001_config(&args)?,
     };
-    let node = Node::start_with(config, options)
+    let mut node = Node::start_with(config, options)
         .await
         .context("cannot start the node")?;
+    let removal = node.removal();
     let failed = tokio::select! {
         () = super::shutdown::requested() => false,
         () = node.stopped() => true,
+        removed = removal => {
+            leave_after_removal(&node, removed).await;
+            false
+        }
     };
     node.stop().await;
     if failed {
         bail!("a component of the node failed; see the log");
     }
     Ok(())
+}
+
+/// The coordinator took `node` out of the cluster: says so, and lets its group members hand
+/// over their state before the caller stops it (the process then exits with status 0).
+pub(super) async fn leave_after_removal(node: &Node, removed: Removal) {
+    tracing::info!(node = %node.id, epoch = %removed.epoch,
+        "removed from the cluster by the coordinator at {}; exiting", removed.coordinator);
+    node.let_groups_retire(RETIRE_WITHIN).await;
 }
 
 fn coordinator_config(args: &NodeArgs, bootstrap: SocketAddr) -> anyhow::Result<NodeConfig> {

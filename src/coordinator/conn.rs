@@ -98,8 +98,8 @@ async fn read(half: tokio::net::tcp::OwnedReadHalf, conn: ConnId, events: mpsc::
     let _ = events.send(Event::Closed { conn }).await;
 }
 
-/// Writes queued frames in order; after an [`ServerFrame::Error`] it flushes and closes the
-/// socket. Either way it reports [`Event::Closed`] when done.
+/// Writes queued frames in order; after an [`ServerFrame::Error`] or a
+/// [`ServerFrame::Removed`] it flushes and closes the socket. Either way it reports [`Event::Closed`] when done.
 async fn write(
     half: tokio::net::tcp::OwnedWriteHalf,
     conn: ConnId,
@@ -108,7 +108,10 @@ async fn write(
 ) {
     let mut sink = FramedWrite::new(half, ServerCodec::default());
     while let Some(frame) = queue.recv().await {
-        let last = matches!(frame, ServerFrame::Error { .. });
+        let last = matches!(
+            frame,
+            ServerFrame::Error { .. } | ServerFrame::Removed { .. }
+        );
         if let Err(e) = sink.send(frame).await {
             tracing::debug!(?conn, error = %e, "coordinator: write failed");
             break;

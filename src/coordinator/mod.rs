@@ -21,6 +21,8 @@ mod backoff;
 mod conn;
 mod dial;
 pub mod executor;
+pub mod reconcile;
+mod recovery;
 pub mod server;
 pub mod session;
 mod state;

@@ -17,20 +17,21 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use kv_components::task::TaskGuard;
 use kv_ports::ids::NodeId;
-use kv_ports::membership::{NodeInfo, SlotMap};
+use kv_ports::membership::{Epoch, NodeInfo, SlotMap};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_util::codec::Framed;
 
 use super::backoff::Backoff;
 use super::dial::CoordinatorAddr;
 use crate::native::frame::FrameError;
 use crate::native::{
-    ClientCodec, ClientFrame, Directive, DirectiveId, DirectiveOutcome, ServerFrame,
+    ClientCodec, ClientFrame, Directive, DirectiveId, DirectiveOutcome, GroupReport, ServerFrame,
 };
 
 /// The first wait before reconnecting: short, so a coordinator restart is noticed quickly.
@@ -54,6 +55,18 @@ pub enum SessionError {
     /// The coordinator closed the connection.
     #[error("the coordinator closed the connection")]
     Closed,
+    /// The node is no longer in the cluster (the map of this epoch removed it).
+    #[error("removed from the cluster (epoch {0})")]
+    Removed(Epoch),
+}
+
+/// The coordinator took the node out of the cluster: its session ended for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Removal {
+    /// The coordinator that said so.
+    pub coordinator: CoordinatorAddr,
+    /// The epoch of the map without the node (or the coordinator's epoch when it said so).
+    pub epoch: Epoch,
 }
 
 /// The node's side of the reconfiguration traffic on its session.
@@ -66,6 +79,13 @@ pub trait SessionAgent: Send + Sync + 'static {
     fn suspected(&self) -> Vec<NodeId>;
 }
 
+/// Where the node's group members stand, for a coordinator that asks
+/// ([`ServerFrame::QueryGroups`]).
+pub trait GroupReporter: Send + Sync + 'static {
+    /// Every group member the node runs now.
+    fn report(&self) -> BoxFuture<'static, Vec<GroupReport>>;
+}
+
 /// What a node's session carries besides maps.
 pub struct NodeSession {
     /// Carries out directives and knows the suspicions.
@@ -73,6 +93,10 @@ pub struct NodeSession {
     /// Frames to send the coordinator (directive answers, suspicion reports), queued by the
     /// agent and the node's membership; kept across connections.
     pub outbound: UnboundedReceiver<ClientFrame>,
+    /// Told once if the node is removed from the cluster (the session then ends).
+    pub removed: Option<oneshot::Sender<Removal>>,
+    /// Answers the coordinator's group queries (`None`: the node runs no groups).
+    pub reporter: Option<Arc<dyn GroupReporter>>,
 }
 
 /// The agent of a session that runs no groups: every directive is answered `Failed`.
@@ -103,6 +127,8 @@ pub fn start(
     let node = NodeSession {
         agent: Arc::new(NoGroups(tx)),
         outbound,
+        removed: None,
+        reporter: None,
     };
     start_node(coordinator, me, maps, node)
 }
@@ -130,6 +156,8 @@ async fn run(
     let mut unreachable = false;
     // The nodes last reported suspected (reconciled after every check-in).
     let mut reported = BTreeSet::new();
+    // Answers to group queries, computed off the reading loop.
+    let (answers, mut answered) = mpsc::unbounded_channel();
     loop {
         let mut progress = Progress::default();
         let mut conn = Conn {
@@ -137,8 +165,18 @@ async fn run(
             node: &mut node,
             reported: &mut reported,
             progress: &mut progress,
+            answers: &answers,
+            answered: &mut answered,
         };
         let error = conn.session(coordinator, &me).await;
+        if let SessionError::Removed(epoch) = error {
+            tracing::warn!(%coordinator, node = %me.id, %epoch,
+                "removed from the cluster by the coordinator at {coordinator}; session ended");
+            if let Some(tell) = node.removed.take() {
+                let _ = tell.send(Removal { coordinator, epoch });
+            }
+            return;
+        }
         if progress.heard {
             backoff.reset();
         }
@@ -171,6 +209,8 @@ struct Conn<'a> {
     node: &'a mut NodeSession,
     reported: &'a mut BTreeSet<NodeId>,
     progress: &'a mut Progress,
+    answers: &'a UnboundedSender<ClientFrame>,
+    answered: &'a mut UnboundedReceiver<ClientFrame>,
 }
 
 type Framing = Framed<TcpStream, ClientCodec>;
@@ -207,11 +247,16 @@ impl Conn<'_> {
                     None => return SessionError::Closed,
                     Some(Err(e)) => return e.into(),
                     Some(Ok(frame)) => {
-                        if let Err(e) = self.on_frame(frame) {
+                        if let Err(e) = self.on_frame(me.id, frame) {
                             return e;
                         }
                     }
                 },
+                Some(frame) = self.answered.recv() => {
+                    if let Err(e) = framed.send(frame).await {
+                        return e.into();
+                    }
+                }
                 Some(frame) = self.node.outbound.recv() => {
                     if let ClientFrame::Suspicion { node, suspected } = &frame {
                         self.note_reported(*node, *suspected);
@@ -225,11 +270,31 @@ impl Conn<'_> {
     }
 
     /// A frame from the coordinator.
-    fn on_frame(&mut self, frame: ServerFrame) -> Result<(), SessionError> {
+    fn on_frame(&mut self, me: NodeId, frame: ServerFrame) -> Result<(), SessionError> {
         match frame {
             ServerFrame::Map(Some(map)) => {
                 self.progress.heard = true;
-                adopt(self.maps, map);
+                let named = self.maps.borrow().node(me).is_some();
+                let epoch = map.epoch;
+                let gone = map.node(me).is_none();
+                if adopt(self.maps, map) && named && gone {
+                    // Ids are never taken back: a map without us after one with us is final.
+                    return Err(SessionError::Removed(epoch));
+                }
+            }
+            ServerFrame::Removed { node, epoch } if node == me => {
+                return Err(SessionError::Removed(epoch));
+            }
+            ServerFrame::QueryGroups => {
+                let answers = self.answers.clone();
+                let report = self.node.reporter.as_ref().map(|r| r.report());
+                tokio::spawn(async move {
+                    let groups = match report {
+                        Some(report) => report.await,
+                        None => Vec::new(),
+                    };
+                    let _ = answers.send(ClientFrame::Groups(groups));
+                });
             }
             ServerFrame::Directive {
                 id,

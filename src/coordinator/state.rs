@@ -21,6 +21,7 @@ use tokio::sync::mpsc::Sender;
 use super::admin::{describe, Answer, Waiters};
 use super::conn::{ConnId, ConnTasks, Event};
 use super::executor::{Executor, ExecutorConfig, Output as ExecOutput};
+use super::recovery::{Recovery, Step};
 use crate::native::{
     AdminAnswer, AdminRequest, ClientFrame, CoordinatorStatus, NodeRef, ServerFrame, StatusReport,
 };
@@ -53,6 +54,8 @@ pub(super) struct State {
     /// The shared port of the data node this coordinator runs inside, if embedded (seed 001):
     /// that node cannot be removed.
     host: Option<SocketAddr>,
+    /// Reconciling an adopted map with the groups before planning (a restarted coordinator).
+    recovery: Recovery,
 }
 
 impl State {
@@ -65,6 +68,7 @@ impl State {
             sessions: BTreeMap::new(),
             waiters: Waiters::default(),
             host: None,
+            recovery: Recovery::default(),
         }
     }
 
@@ -102,6 +106,9 @@ impl State {
         self.execute(outputs);
         let directives = self.executor.tick();
         self.run(directives);
+        let connected: Vec<NodeId> = self.sessions.keys().copied().collect();
+        let step = self.recovery.tick(self.core.current(), &connected);
+        self.recover(step);
         self.settle_admin();
     }
 
@@ -139,6 +146,13 @@ impl State {
                 None => tracing::debug!(?conn, %node, "suspicion outside a session"),
             },
             ClientFrame::Admin(request) => self.admin(conn, request),
+            ClientFrame::Groups(groups) => match self.node_of(conn) {
+                Some(node) => {
+                    tracing::debug!(%node, groups = groups.len(), "node reported its groups");
+                    self.recovery.answered(node, groups);
+                }
+                None => tracing::debug!(?conn, "group report outside a session"),
+            },
             ClientFrame::Request(cmd) => {
                 let message = NO_DATA.to_owned();
                 self.push(
@@ -158,18 +172,31 @@ impl State {
     fn check_in(&mut self, conn: ConnId, node: NodeInfo, map: Option<SlotMap>) {
         let id = node.id;
         if self.core.is_removed(id) {
-            tracing::warn!(node = %id, "a removed node checked in; refused");
-            let message =
-                format!("node {id} was removed from the cluster; restart it to join as a new node");
-            self.push(conn, ServerFrame::Error { message });
+            tracing::warn!(node = %id, "a removed node checked in; told it was removed");
+            let epoch = self.core.current().epoch;
+            self.push(conn, ServerFrame::Removed { node: id, epoch });
             return;
         }
+        if self.removed_unseen(id, map.as_ref()) {
+            tracing::warn!(node = %id, "a node whose own map is older than its removal checked in");
+            let epoch = self.core.current().epoch;
+            self.push(conn, ServerFrame::Removed { node: id, epoch });
+            return;
+        }
+        self.recovery.checked_in(&node);
         let mut outputs = Vec::new();
+        let mut adopted = false;
         if let Some(map) = map {
             let before = self.core.current().epoch;
+            // Nothing is planned from an adopted map before the groups were heard.
+            let idle = self.core.in_flight().is_none() && self.executor.running().is_none();
+            if idle && map.epoch > before && !self.core.is_held() {
+                self.core.hold();
+            }
             outputs.extend(self.core.report_map(map));
             let after = self.core.current().epoch;
-            if after != before {
+            adopted = after != before;
+            if adopted {
                 tracing::info!(node = %id, epoch = %after, "adopted the map re-reported by a node");
             }
         }
@@ -181,6 +208,63 @@ impl State {
         self.run(pending);
         outputs.extend(self.core.check_in(node));
         self.execute(outputs);
+        if adopted && !self.recovery.active() {
+            tracing::info!("asking the nodes where their groups stand before planning");
+            let connected = self.sessions.keys().copied().collect();
+            let step = self.recovery.start(connected);
+            self.recover(step);
+        } else if self.recovery.active() {
+            self.recover(Step::Ask(vec![id]));
+        } else if self.core.is_held() {
+            let outputs = self.core.release();
+            self.execute(outputs);
+        }
+    }
+
+    /// Whether node `id`, holding `held`, was removed by a map this coordinator did not
+    /// publish itself (it restarted since): its own map names it, a newer one does not, and
+    /// ids are never taken back.
+    fn removed_unseen(&self, id: NodeId, held: Option<&SlotMap>) -> bool {
+        let current = self.core.current();
+        let planned = self
+            .core
+            .in_flight()
+            .is_some_and(|p| p.target.node(id).is_some());
+        held.is_some_and(|m| m.node(id).is_some() && m.epoch < current.epoch)
+            && current.node(id).is_none()
+            && !planned
+    }
+
+    /// Carries out what recovery asks for.
+    fn recover(&mut self, step: Step) {
+        match step {
+            Step::Wait => {}
+            Step::Ask(nodes) => {
+                for node in nodes {
+                    if let Some(&conn) = self.sessions.get(&node) {
+                        self.push(conn, ServerFrame::QueryGroups);
+                    }
+                }
+            }
+            Step::Execute(plan, before) => {
+                let out = self.executor.start(&plan, &before);
+                self.run(out);
+            }
+            Step::Finish(map) => {
+                if let Some(map) = map {
+                    let outputs = self.core.report_map(map.clone());
+                    if self.core.current() == &map {
+                        tracing::info!(epoch = %map.epoch, "publishing the reconciled map");
+                        self.publish(map);
+                    } else {
+                        tracing::warn!(epoch = %map.epoch, "the reconciled map was not taken");
+                    }
+                    self.execute(outputs);
+                }
+                let outputs = self.core.release();
+                self.execute(outputs);
+            }
+        }
     }
 
     /// A closed connection ends the session it carried; the node stays in the map (failures
@@ -279,7 +363,7 @@ impl State {
             waiting_for: u32::try_from(core.waiting_for).unwrap_or(u32::MAX),
             connected: self.sessions.keys().copied().collect(),
             suspected: core.suspected,
-            in_flight: core.in_flight,
+            in_flight: core.in_flight.or(self.recovery.running()),
             queued: u32::try_from(core.queued).unwrap_or(u32::MAX),
             under_replicated: core.under_replicated,
         }
@@ -334,6 +418,10 @@ impl State {
                     }
                     None => tracing::debug!(node = %to, ?id, "no session for a directive"),
                 },
+                ExecOutput::PlanDone(epoch) if self.recovery.runs(epoch) => {
+                    let step = self.recovery.plan_done(epoch, self.core.current());
+                    self.recover(step);
+                }
                 ExecOutput::PlanDone(epoch) => {
                     let outputs = self.core.plan_done(epoch);
                     self.execute(outputs);
@@ -362,8 +450,24 @@ impl State {
         for conn in conns {
             self.push(conn, ServerFrame::Map(Some(map.clone())));
         }
+        self.notify_removed(map.epoch);
         let answers = self.waiters.published(&map);
         self.answer(answers);
+    }
+
+    /// Tells every node still in session that the map of `epoch` removed that it is out of
+    /// the cluster: it stops instead of lingering (and redialling) as a stranger.
+    fn notify_removed(&mut self, epoch: Epoch) {
+        let removed: Vec<(NodeId, ConnId)> = self
+            .sessions
+            .iter()
+            .filter(|(node, _)| self.core.is_removed(**node))
+            .map(|(node, conn)| (*node, *conn))
+            .collect();
+        for (node, conn) in removed {
+            tracing::info!(%node, %epoch, "telling a removed node it is out of the cluster");
+            self.push(conn, ServerFrame::Removed { node, epoch });
+        }
     }
 
     /// Queues `frame` for `conn`. A connection whose queue is full is not reading: it is

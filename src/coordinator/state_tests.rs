@@ -321,6 +321,7 @@ fn removals_wait_for_the_map_without_the_node() {
     for n in 1..=4 {
         check_in(&mut state, n, None);
     }
+    let first = state.core.current().clone();
     serve_directives(&mut state, &mut queues);
     let mut a = open(&mut state, 99, 16);
     let mut b = open(&mut state, 98, 16);
@@ -345,7 +346,22 @@ fn removals_wait_for_the_map_without_the_node() {
         ClientFrame::Admin(AdminRequest::Remove(NodeRef::Id(NodeId(3)))),
     );
     assert!(admin_answers(&mut a).is_empty() && admin_answers(&mut b).is_empty());
-    serve_directives(&mut state, &mut queues);
+    let rest = serve_directives(&mut state, &mut queues);
+    // The removed node hears it on its session, after the map that removed it.
+    assert!(
+        matches!(
+            rest[&3].last(),
+            Some(ServerFrame::Removed {
+                node: NodeId(3),
+                ..
+            })
+        ),
+        "{:?}",
+        rest[&3]
+    );
+    assert!(rest[&1]
+        .iter()
+        .all(|f| !matches!(f, ServerFrame::Removed { .. })));
     for q in [&mut a, &mut b] {
         match admin_answers(q).as_slice() {
             [AdminAnswer::Done(m)] => {
@@ -355,13 +371,32 @@ fn removals_wait_for_the_map_without_the_node() {
             other => panic!("{other:?}"),
         }
     }
-    // The removed node's process comes back: refused.
+    // The removed node's process comes back: told again that it is out.
     let mut back = open(&mut state, 30, 16);
     check_in_on(&mut state, 30, 3, None);
     assert!(matches!(
         drain(&mut back).as_slice(),
-        [ServerFrame::Error { .. }]
+        [ServerFrame::Removed {
+            node: NodeId(3),
+            ..
+        }]
     ));
+    // A restarted coordinator never saw the removal: the node's own, older map names it; the
+    // newer one the others re-report does not.
+    let now = state.core.current().clone();
+    let mut fresh = State::new(config(), ExecutorConfig::default());
+    let _one = open(&mut fresh, 1, 64);
+    check_in(&mut fresh, 1, Some(now));
+    let mut three = open(&mut fresh, 3, 16);
+    check_in(&mut fresh, 3, Some(first));
+    assert!(matches!(
+        drain(&mut three).as_slice(),
+        [ServerFrame::Removed {
+            node: NodeId(3),
+            ..
+        }]
+    ));
+    assert!(fresh.core.current().node(NodeId(3)).is_none());
 }
 
 #[test]
@@ -444,4 +479,140 @@ fn the_node_hosting_an_embedded_coordinator_cannot_be_removed() {
         ));
     }
     assert_eq!(state.core.current().epoch, Epoch(1), "nothing changed");
+}
+
+/// What node `n` of `map` reports: its group as the map has it, without `frozen` (which it
+/// froze at `epoch`).
+fn group_report(
+    map: &SlotMap,
+    n: u64,
+    frozen: &[kv_ports::membership::Slot],
+    epoch: Epoch,
+) -> ClientFrame {
+    use crate::native::{GroupReport, SlotRecord};
+    let group = map.group_of_node(NodeId(n)).unwrap();
+    let g = map.group(group).unwrap();
+    let owned = map.slots_of(group);
+    let mine: Vec<_> = frozen
+        .iter()
+        .filter(|s| owned.contains(s))
+        .copied()
+        .collect();
+    ClientFrame::Groups(vec![GroupReport {
+        group,
+        config: g.config,
+        active: true,
+        members: g.members.clone(),
+        leading: g.members[0] == NodeId(n),
+        applied: 5,
+        owned: owned.into_iter().filter(|s| !mine.contains(s)).collect(),
+        moves: mine
+            .iter()
+            .map(|&slot| SlotRecord {
+                slot,
+                installed: false,
+                epoch,
+            })
+            .collect(),
+    }])
+}
+
+#[test]
+fn a_restarted_coordinator_finishes_a_cut_short_move_before_planning() {
+    let mut old = State::new(config(), ExecutorConfig::default());
+    let _queues = formed(&mut old);
+    let map = old.core.current().clone();
+    // The old coordinator froze two slots of group 0 at epoch 2 and died before installing.
+    let frozen = map.slots_of(kv_ports::ids::GroupId(0))[..2].to_vec();
+
+    let mut state = State::new(config(), ExecutorConfig::default());
+    let mut queues: Vec<(u64, Receiver<ServerFrame>)> =
+        (1..=5).map(|n| (n, open(&mut state, n, 64))).collect();
+    for n in 1..=4 {
+        check_in(&mut state, n, Some(map.clone()));
+    }
+    // A newcomer meanwhile: nothing is planned for it yet.
+    check_in(&mut state, 5, None);
+    let mut asked = 0;
+    for (n, q) in queues.iter_mut() {
+        for f in drain(q) {
+            assert!(
+                !matches!(f, ServerFrame::Directive { .. }),
+                "nothing planned while reconciling: {f:?}"
+            );
+            if f == ServerFrame::QueryGroups && *n <= 4 {
+                asked += 1;
+            }
+        }
+    }
+    assert_eq!(asked, 4, "every node of the map is asked");
+    for n in 1..=4 {
+        send(&mut state, n, group_report(&map, n, &frozen, Epoch(2)));
+    }
+    state.tick();
+    // The executor freezes them again at epoch 2 and installs them at group 1, at epoch 2.
+    let mut seen = Vec::new();
+    for (n, q) in queues.iter_mut() {
+        for f in drain(q) {
+            if let ServerFrame::Directive { id, directive, .. } = f {
+                seen.push(directive.clone());
+                let outcome = match directive {
+                    Directive::Freeze { .. } => {
+                        DirectiveOutcome::Frozen(kv_ports::kv::SlotData::default())
+                    }
+                    _ => DirectiveOutcome::Done,
+                };
+                send(&mut state, *n, ClientFrame::DirectiveDone { id, outcome });
+            }
+        }
+    }
+    assert!(
+        matches!(
+            &seen[..2],
+            [
+                Directive::Freeze { slots: f, epoch: Epoch(2), .. },
+                Directive::Install { group: kv_ports::ids::GroupId(1), slots: i, epoch: Epoch(2), .. },
+            ] if *f == frozen && *i == frozen
+        ),
+        "{seen:?}"
+    );
+    let rest = serve_directives(&mut state, &mut queues);
+    let published: Vec<&SlotMap> = rest[&1]
+        .iter()
+        .filter_map(|f| match f {
+            ServerFrame::Map(Some(m)) => Some(m),
+            _ => None,
+        })
+        .collect();
+    // The reconciled map, above the freeze's epoch; then the newcomer is planned as usual
+    // (a standby) from it.
+    let epochs: Vec<Epoch> = published.iter().map(|m| m.epoch).collect();
+    assert_eq!(epochs, [Epoch(3), Epoch(4)]);
+    for s in &frozen {
+        assert_eq!(published[0].slots[s.index()], kv_ports::ids::GroupId(1));
+    }
+    assert!(published[0].standbys.is_empty());
+    assert_eq!(published[1].standbys, [NodeId(5)]);
+    assert_eq!(state.core.current(), published[1]);
+}
+
+#[test]
+fn a_restarted_coordinator_whose_groups_agree_keeps_the_adopted_map() {
+    let mut old = State::new(config(), ExecutorConfig::default());
+    let _queues = formed(&mut old);
+    let map = old.core.current().clone();
+    let mut state = State::new(config(), ExecutorConfig::default());
+    let mut queues: Vec<_> = (1..=4).map(|n| open(&mut state, n, 16)).collect();
+    for n in 1..=4 {
+        check_in(&mut state, n, Some(map.clone()));
+    }
+    for n in 1..=4 {
+        send(&mut state, n, group_report(&map, n, &[], Epoch(0)));
+    }
+    state.tick();
+    assert_eq!(state.core.current(), &map);
+    assert!(!state.core.is_held(), "planning resumed");
+    for q in &mut queues {
+        assert_eq!(maps(q), [Epoch(1)]);
+    }
 }

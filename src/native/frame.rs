@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use super::directive::{AdminAnswer, AdminRequest, Directive, DirectiveId, DirectiveOutcome};
+use super::report::GroupReport;
 use super::status::StatusReport;
 
 /// The largest frame either side accepts: a CAS carries a key and two values, plus room for
@@ -63,6 +64,8 @@ pub enum ClientFrame {
     /// done, which may take as long as a reconfiguration). A data node relays it to its
     /// coordinator.
     Admin(AdminRequest),
+    /// A data node's answer to [`ServerFrame::QueryGroups`]: every group member it runs.
+    Groups(Vec<GroupReport>),
 }
 
 /// What a node sends back to a client.
@@ -106,6 +109,19 @@ pub enum ServerFrame {
     },
     /// The answer to [`ClientFrame::Admin`].
     Admin(AdminAnswer),
+    /// The coordinator tells a node's session that the node is no longer in the cluster (it
+    /// left, or it was declared failed and replaced): the map of `epoch` no longer names it
+    /// and its id is never taken back. The coordinator closes the connection after this; the
+    /// node stops instead of reconnecting (restarted, it joins as a new node).
+    Removed {
+        /// The node removed.
+        node: NodeId,
+        /// The coordinator's map epoch when it said so.
+        epoch: Epoch,
+    },
+    /// The coordinator asks a checked-in node where its group members stand (answered with
+    /// [`ClientFrame::Groups`]); a restarted coordinator does so before planning anything.
+    QueryGroups,
 }
 
 /// Why a frame could not be read or written.

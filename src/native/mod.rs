@@ -8,6 +8,7 @@
 pub mod directive;
 mod endpoint;
 pub mod frame;
+pub mod report;
 pub mod status;
 mod tasks;
 
@@ -17,4 +18,5 @@ pub use endpoint::{
     NodeView,
 };
 pub use frame::{ClientCodec, ClientFrame, ServerCodec, ServerFrame};
+pub use report::{GroupReport, SlotRecord};
 pub use status::{CoordinatorStatus, MemberStage, MemberStatus, NodeStatus, StatusReport};

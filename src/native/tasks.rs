@@ -94,7 +94,8 @@ pub(crate) fn read(
                 Ok(
                     ClientFrame::CheckIn { .. }
                     | ClientFrame::DirectiveDone { .. }
-                    | ClientFrame::Suspicion { .. },
+                    | ClientFrame::Suspicion { .. }
+                    | ClientFrame::Groups(_),
                 ) => {
                     let message = "this is a data node, not the coordinator".to_owned();
                     let _ = out.send(ServerFrame::Error { message });

@@ -28,6 +28,10 @@ use kv_ports::timer::TimerPort;
 use tokio::sync::{mpsc, watch, Mutex};
 
 use super::membership::{ApplyNodes, Membership};
+use crate::coordinator::session::GroupReporter;
+use crate::native::{GroupReport, SlotRecord};
+use futures::future::BoxFuture;
+use kv_components::replica::MoveKind;
 
 /// The node's long-lived components groups are wired to, and the groups running now.
 #[derive(Clone)]
@@ -180,6 +184,50 @@ impl GroupHost {
             }
         }
         out
+    }
+}
+
+/// How long a group query waits for one member before leaving it out.
+const REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl GroupReporter for GroupHost {
+    fn report(&self) -> BoxFuture<'static, Vec<GroupReport>> {
+        let host = self.clone();
+        Box::pin(async move {
+            let statuses = host.status(REPORT_TIMEOUT).await;
+            statuses.into_iter().map(report_of).collect()
+        })
+    }
+}
+
+/// The wire form of one member's status.
+fn report_of(s: kv_components::reconfig::component::GroupStatus) -> GroupReport {
+    let (owned, moves) = match &s.ownership {
+        Some(o) => {
+            let owned = o.owned();
+            let moves = (0..kv_ports::membership::SLOTS as u16)
+                .map(kv_ports::membership::Slot)
+                .filter_map(|slot| {
+                    o.last_move(slot).map(|m| SlotRecord {
+                        slot,
+                        installed: m.kind == MoveKind::Install,
+                        epoch: m.epoch,
+                    })
+                })
+                .collect();
+            (owned, moves)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    GroupReport {
+        group: s.group,
+        config: s.config,
+        active: s.ownership.is_some(),
+        members: s.members,
+        leading: s.leading,
+        applied: s.applied,
+        owned,
+        moves,
     }
 }
 

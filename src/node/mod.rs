@@ -32,8 +32,10 @@ mod view;
 
 pub use self::view::{relay, ADMIN_TIMEOUT, NO_COORDINATOR};
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kameo::actor::ActorRef;
 use kv_components::epfd::core::EpfdConfig;
@@ -51,13 +53,13 @@ use kv_ports::network::NetworkPort;
 use kv_ports::supervisor::{spawn_child, start_supervisor, Supervisor};
 use kv_ports::timer::TimerPort;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use self::directives::Directives;
 use self::groups::GroupHost;
 use self::membership::{Membership, MembershipArgs, SuspectSet};
 use self::view::LocalView;
-use crate::coordinator::session::NodeSession;
+use crate::coordinator::session::{NodeSession, Removal};
 use crate::coordinator::{CoordinatorAddr, CoordinatorConfig};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::http::{self, HttpState, NodeCluster};
@@ -143,6 +145,9 @@ pub struct Node {
     link: ActorRef<PerfectLink>,
     endpoint: ActorRef<ClientEndpoint>,
     gateway: ActorRef<Gateway>,
+    groups: GroupHost,
+    /// Told if the coordinator removes this node (taken by [`Node::removal`]).
+    removed: Option<oneshot::Receiver<Removal>>,
     _static_maps: Option<watch::Sender<SlotMap>>,
     _tasks: Vec<TaskGuard>,
 }
@@ -309,12 +314,17 @@ impl Node {
             is_static,
         ));
         let mut static_maps = None;
+        let mut removed = None;
         match config.join {
             Join::Coordinator(addr) => {
-                let agent = Directives::new(groups, membership, suspects, to_coordinator);
+                let agent = Directives::new(groups.clone(), membership, suspects, to_coordinator);
+                let (tell, told) = oneshot::channel();
+                removed = Some(told);
                 let session = NodeSession {
                     agent: Arc::new(agent),
                     outbound,
+                    removed: Some(tell),
+                    reporter: Some(Arc::new(groups.clone())),
                 };
                 tasks.push(crate::coordinator::session::start_node(
                     addr,
@@ -337,6 +347,8 @@ impl Node {
             link,
             endpoint,
             gateway,
+            groups,
+            removed,
             _static_maps: static_maps,
             _tasks: tasks,
         })
@@ -345,6 +357,41 @@ impl Node {
     /// Resolves when the node's supervisor stops (a component failed, or [`Node::stop`]).
     pub async fn stopped(&self) {
         self.supervisor.wait_for_shutdown().await;
+    }
+
+    /// Resolves when the coordinator has removed this node from the cluster (it left, or it was
+    /// declared failed and replaced); never for a node serving a static map, nor on a second
+    /// call. The node keeps serving until stopped: see [`Node::let_groups_retire`].
+    pub fn removal(&mut self) -> impl Future<Output = Removal> + Send + 'static {
+        let told = self.removed.take();
+        async move {
+            match told {
+                Some(told) => match told.await {
+                    Ok(removal) => removal,
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Waits (at most `within`) until every group member on this node has retired: a member
+    /// leaving a group serves the group's state to the new members until a majority of them
+    /// runs, so a removed node should not vanish before. True if all retired in time.
+    pub async fn let_groups_retire(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let running = self.groups.all().await;
+            if running.is_empty() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let groups: Vec<_> = running.iter().map(|(g, _)| *g).collect();
+                tracing::warn!(?groups, "group members still running; stopping anyway");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops every component and closes every socket.

@@ -254,6 +254,26 @@ impl Cluster {
         stdout
     }
 
+    /// Waits (at most `timeout`) for the process of node `i` to exit by itself and returns
+    /// its exit status; `None` if it still runs (or the test killed it).
+    pub async fn wait_exit(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let proc = self.nodes[i].proc.as_mut()?;
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The index of the node whose native endpoint is `native`.
     pub fn index_of(&self, native: SocketAddr) -> usize {
         self.nodes

@@ -106,6 +106,8 @@ pub struct CoordinatorCore {
     removed: BTreeSet<NodeId>,
     /// Failed nodes whose group could not replace them ([`PlanError::NoQuorum`]).
     unreplaced: BTreeMap<NodeId, GroupId>,
+    /// Events queue but nothing is planned (see [`CoordinatorCore::hold`]).
+    held: bool,
 }
 
 impl CoordinatorCore {
@@ -126,7 +128,29 @@ impl CoordinatorCore {
             connected: BTreeSet::new(),
             removed: BTreeSet::new(),
             unreplaced: BTreeMap::new(),
+            held: false,
         }
+    }
+
+    /// Plan nothing until [`CoordinatorCore::release`]: events queue meanwhile. A restarted
+    /// coordinator holds while it reconciles the map it adopted with the groups' own state
+    /// (a plan must start from the truth, or it may reuse an epoch a group already saw).
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Whether planning is held.
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Plans again: the events queued while held are planned now.
+    pub fn release(&mut self) -> Vec<CoordinatorOutput> {
+        self.held = false;
+        if self.in_flight.is_some() {
+            return Vec::new();
+        }
+        self.next_plan()
     }
 
     /// Whether `node` was published out of the map (it left or failed).
@@ -227,7 +251,7 @@ impl CoordinatorCore {
             return out;
         }
         self.queue.extend(failed.into_iter().map(Event::Failed));
-        if self.in_flight.is_none() {
+        if self.in_flight.is_none() && !self.held {
             out.extend(self.next_plan());
         }
         out
@@ -363,7 +387,7 @@ impl CoordinatorCore {
 
     fn enqueue(&mut self, event: Event) -> Vec<CoordinatorOutput> {
         self.queue.push_back(event);
-        if self.in_flight.is_some() {
+        if self.in_flight.is_some() || self.held {
             return Vec::new();
         }
         self.next_plan()

@@ -626,3 +626,27 @@ fn a_formation_order_forms_groups_whoever_checked_in_first() {
     assert_eq!(map.members_of(GroupId(0)), &[NodeId(1), NodeId(2)]);
     assert_eq!(map.members_of(GroupId(1)), &[NodeId(3), NodeId(4)]);
 }
+
+#[test]
+fn a_held_coordinator_queues_events_and_plans_them_on_release() {
+    let mut c = coordinator(2);
+    for i in 1..=4 {
+        c.check_in(info(i));
+    }
+    assert!(c.current().is_formed());
+    c.hold();
+    // A newcomer and a leave while held: queued, nothing planned or published.
+    assert!(published(&c.check_in(info(5))).is_none());
+    assert!(c.leave(NodeId(5)).is_empty());
+    assert_eq!(c.status().queued, 2);
+    // A map adopted while held stays the base of what is planned next.
+    let mut adopted = c.current().clone();
+    adopted.epoch = adopted.epoch.next().next();
+    c.report_map(adopted.clone());
+    assert_eq!(c.current(), &adopted);
+    let out = c.release();
+    assert!(!c.is_held());
+    let map = published(&out).expect("the standby is published");
+    assert_eq!(map.epoch, adopted.epoch.next());
+    assert_eq!(c.status().queued, 0);
+}

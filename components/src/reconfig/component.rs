@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::messages::{ConfigEvent, GroupMsg};
 use super::node::{ChangeError, GroupNode, GroupNodeConfig, GroupOutput, StageKind};
-use crate::replica::MemberMsg;
+use crate::replica::{MemberMsg, Ownership};
 use crate::sequence_paxos::{PaxosMsg, ProposeError, StopSign};
 use crate::wire::{decode, encode};
 
@@ -166,6 +166,11 @@ pub struct GroupStatus {
     pub leading: bool,
     /// Entries decided in the running configuration's log.
     pub decided: u64,
+    /// Entries of that log its replica applied.
+    pub applied: u64,
+    /// The slots its replica serves and the last move applied per slot, as of `applied`
+    /// (`None` when not active): how a restarted coordinator learns which group owns what.
+    pub ownership: Option<Ownership>,
 }
 
 /// A [`ChangeMembers`] or [`Submit`] waiting for its outcome.
@@ -380,6 +385,8 @@ impl Message<QueryGroup> for GroupComponent {
             leader: self.leader(),
             leading: member.is_some_and(|m| m.sp().is_accepting_leader()),
             decided: member.map_or(0, |m| m.sp().decided_idx()),
+            applied: member.map_or(0, |m| m.replica().applied_idx()),
+            ownership: member.map(|m| m.replica().ownership().clone()),
         }
     }
 }

@@ -264,7 +264,7 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         loop {
             let proc = self.nodes[i].proc.as_mut()?;
-            if let Ok(Some(status)) = proc.child.try_wait() {
+            if let Some(status) = proc.try_wait() {
                 return Some(status);
             }
             if Instant::now() >= deadline {

@@ -71,6 +71,11 @@ impl Proc {
         }
     }
 
+    /// Its exit status if it has exited by itself (reaping it), else `None`.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// SIGKILL, then reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -17,7 +17,7 @@ mod node;
 #[cfg(test)]
 mod tests;
 
-pub use self::messages::{fnv1a, ConfigEvent, GroupMsg};
+pub use self::messages::{fnv1a, ConfigEvent, GroupMsg, SnapshotId};
 pub use self::node::{
     ChangeError, GroupNode, GroupNodeConfig, GroupOutput, SealedRecord, StageKind,
 };

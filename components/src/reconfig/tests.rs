@@ -296,7 +296,7 @@ fn a_joining_node_installs_the_snapshot_before_it_votes() {
     // A snapshot of c0's final state, as node 1 would send it.
     let snap_msg = {
         let holder = src.nodes.get_mut(&n(1)).unwrap();
-        holder.handle(n(4), GroupMsg::SnapshotRequest { config: 0 });
+        holder.handle(n(4), GroupMsg::SnapshotRequest { config: 0, resume: None });
         let mut out = GroupOutput::default();
         holder.drain_into(&mut out);
         out.messages
@@ -347,8 +347,13 @@ fn a_joining_node_installs_the_snapshot_before_it_votes() {
         Case {
             name: "a corrupt snapshot is ignored",
             msg: GroupMsg::Snapshot {
-                config: 0,
+                id: SnapshotId {
+                    config: 0,
+                    len: 3,
+                    hash: fnv1a(&[0xff, 0xff, 0xff]),
+                },
                 stopsign: stopsign(1, &[1, 2, 4]),
+                offset: 0,
                 bytes: Bytes::from_static(&[0xff, 0xff, 0xff]),
             },
             stage: StageKind::Joining,
@@ -452,14 +457,14 @@ fn messages_of_other_configurations_at_a_node_of_the_next_one() {
         },
         Case {
             name: "a request for c0's state is served",
-            msgs: vec![GroupMsg::SnapshotRequest { config: 0 }],
+            msgs: vec![GroupMsg::SnapshotRequest { config: 0, resume: None }],
             sends: &["snapshot"],
             stage: StageKind::Active,
             config: Some(1),
         },
         Case {
             name: "a request for c1's state (not sealed) is ignored",
-            msgs: vec![GroupMsg::SnapshotRequest { config: 1 }],
+            msgs: vec![GroupMsg::SnapshotRequest { config: 1, resume: None }],
             sends: &[],
             stage: StageKind::Active,
             config: Some(1),
@@ -614,7 +619,7 @@ fn a_leaving_node_serves_snapshots_then_retires() {
         let mut probed = BTreeMap::<NodeId, usize>::new();
         for t in 0..case.ticks {
             if case.requests_at.contains(&t) {
-                node.handle(n(4), GroupMsg::SnapshotRequest { config: 0 });
+                node.handle(n(4), GroupMsg::SnapshotRequest { config: 0, resume: None });
             }
             node.tick();
             node.drain_into(&mut out);
@@ -653,7 +658,7 @@ fn a_leaving_node_serves_snapshots_then_retires() {
             .count();
         assert_eq!(retired_events, usize::from(case.retired), "{}", case.name);
         if case.retired {
-            node.handle(n(4), GroupMsg::SnapshotRequest { config: 0 });
+            node.handle(n(4), GroupMsg::SnapshotRequest { config: 0, resume: None });
             node.drain_into(&mut out);
             assert!(
                 out.messages.is_empty(),
@@ -853,7 +858,7 @@ fn parked_requests_are_answered_from_the_final_state() {
         .find(|p| *p != follower)
         .unwrap();
     let snap = c.nodes.get_mut(&holder).unwrap();
-    snap.handle(follower, GroupMsg::SnapshotRequest { config: 0 });
+    snap.handle(follower, GroupMsg::SnapshotRequest { config: 0, resume: None });
     let mut out2 = GroupOutput::default();
     snap.drain_into(&mut out2);
     let msg = out2

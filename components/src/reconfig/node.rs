@@ -577,7 +577,10 @@ impl GroupNode {
                 matches!(self.stage, Stage::Active { .. } | Stage::Joining { .. }),
                 "only a node that still needs a state assembles one"
             );
-            assert!(f.at() < f.id.len, "a complete snapshot is installed at once");
+            assert!(
+                f.at() < f.id.len,
+                "a complete snapshot is installed at once"
+            );
         }
         out.messages.append(&mut self.outgoing);
         out.replies.append(&mut self.replies);
@@ -805,7 +808,9 @@ impl GroupNode {
         }
         match &rec.bytes {
             Some(bytes) => {
-                let hash = rec.hash.expect("a node that holds the state knows its hash");
+                let hash = rec
+                    .hash
+                    .expect("a node that holds the state knows its hash");
                 let id = SnapshotId {
                     config: rec.config,
                     len: bytes.len() as u64,
@@ -846,11 +851,17 @@ impl GroupNode {
     /// next chunk at once; the last one installs the state once its length, hash and decoding
     /// check out (else the transfer starts over).
     fn on_chunk(&mut self, from: NodeId, id: SnapshotId, ss: StopSign, at: u64, bytes: Bytes) {
-        if self.fetch.as_ref().is_some_and(|f| !self.wants(f.id.config)) {
+        if self
+            .fetch
+            .as_ref()
+            .is_some_and(|f| !self.wants(f.id.config))
+        {
             self.fetch = None;
         }
         let fits = !bytes.is_empty()
-            && at.checked_add(bytes.len() as u64).is_some_and(|end| end <= id.len);
+            && at
+                .checked_add(bytes.len() as u64)
+                .is_some_and(|end| end <= id.len);
         if !fits || !self.wants(id.config) || ss.next_config <= id.config {
             return;
         }
@@ -957,7 +968,15 @@ impl GroupNode {
 
     /// Take the state at the StopSign of `y`: answer what waited, keep the state to serve
     /// others, and start the next configuration (if named in it) or leave.
-    fn install(&mut self, y: u32, ss: StopSign, bytes: Bytes, hash: u64, snap: Snapshot, own: bool) {
+    fn install(
+        &mut self,
+        y: u32,
+        ss: StopSign,
+        bytes: Bytes,
+        hash: u64,
+        snap: Snapshot,
+        own: bool,
+    ) {
         debug_assert_eq!(fnv1a(&bytes), hash, "the hash names these bytes");
         let waiting = match std::mem::replace(&mut self.stage, Stage::Retired) {
             Stage::Active { member, .. } => member.unanswered(),

@@ -131,6 +131,9 @@ struct CatchUp {
     next: u32,
 }
 
+/// The most a transfer reserves before its chunks arrive (it grows past this as they do).
+const MAX_RESERVE: u64 = 64 << 20;
+
 /// A snapshot being assembled from chunks, all of the same encoded state (`id`), in order.
 #[derive(Clone, Debug)]
 struct Fetch {
@@ -255,8 +258,9 @@ impl GroupOutput {
 ///   sessions) and either starts `c + 1` from it with an empty log (if named in the StopSign),
 ///   or leaves.
 /// - **Joining**: named in a configuration it cannot run yet, it asks nodes that may hold the
-///   state at the previous StopSign (round robin, every `snapshot_retry_ticks`) and starts its
-///   BLE and Sequence Paxos only once it installed that state: it never votes without it.
+///   state at the previous StopSign (round robin, after `snapshot_retry_ticks` without
+///   progress), fetches it chunk by chunk (see `on_chunk`) and starts its BLE and Sequence
+///   Paxos only once it installed that state: it never votes without it.
 /// - **Leaving**: answers `SnapshotRequest`s, tells nodes still talking in an old
 ///   configuration that it is sealed, answers clients `Sealed { next_config }`, and retires
 ///   after `retire_grace_ticks` without such traffic.
@@ -878,7 +882,8 @@ impl GroupNode {
                 id,
                 stopsign: ss,
                 from,
-                buf: Vec::new(),
+                // Room for the whole state up front (bounded: the length is the peer's word).
+                buf: Vec::with_capacity(id.len.min(MAX_RESERVE) as usize),
             }),
         };
         f.from = from;

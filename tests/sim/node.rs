@@ -18,6 +18,10 @@ use super::slots::SlotChecks;
 /// Ticks a leaving node stays to serve snapshots and redirect clients (ten election rounds).
 pub const RETIRE_GRACE: u64 = 120;
 
+/// Largest snapshot chunk, in bytes: small enough that a snapshot of the simulator's few
+/// keys travels in several chunks.
+pub const SNAPSHOT_CHUNK: usize = 24;
+
 pub struct Node {
     pub id: NodeId,
     /// Which of the simulator's groups this node serves (each node serves one).
@@ -50,6 +54,9 @@ fn node_config(id: NodeId, bugs: Bugs) -> GroupNodeConfig {
     cfg.unsafe_forget_sessions = bugs.forget_sessions;
     cfg.unsafe_serve_frozen = bugs.serve_frozen;
     cfg.retire_grace_ticks = RETIRE_GRACE;
+    // Tiny chunks: every snapshot transfer takes many chunks, under loss, duplication,
+    // reordering and crashes.
+    cfg.snapshot_chunk_bytes = SNAPSHOT_CHUNK;
     cfg
 }
 

@@ -44,8 +44,8 @@ use crate::sequence_paxos::{PaxosMsg, ProposeError, StopSign};
 use crate::wire::{decode, encode};
 
 /// Settings of a [`GroupNode`] run in real time by this shell, for a LAN: with 10 ms ticks,
-/// 100 ms election rounds, a snapshot request every 500 ms (well above one snapshot's transfer
-/// time on a LAN), retirement after 3 s without old traffic.
+/// 100 ms election rounds, a snapshot request again after 500 ms without progress (well above
+/// one 1 MiB chunk's round trip on a LAN), retirement after 3 s without old traffic.
 pub fn shell_config(pid: NodeId) -> GroupNodeConfig {
     GroupNodeConfig {
         round_ticks: 10,

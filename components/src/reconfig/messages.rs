@@ -20,22 +20,30 @@ pub enum GroupMsg {
         /// The protocol message.
         msg: MemberMsg,
     },
-    /// "Send me the state at the StopSign of configuration `config` (or of a later one)."
+    /// "Send me a chunk of the state at the StopSign of configuration `config` (or of a later
+    /// one)": the chunk at `resume`'s offset if the receiver holds exactly that encoded state,
+    /// else its first chunk.
     SnapshotRequest {
         /// The sealed configuration whose final state the sender needs.
         config: u32,
+        /// The transfer under way (the state being assembled and the next offset wanted), or
+        /// `None` to start from the beginning.
+        resume: Option<(SnapshotId, u64)>,
     },
-    /// The state at the StopSign of `config`: a postcard-encoded [`crate::replica::Snapshot`]
-    /// (store and client sessions), with the StopSign that names the next configuration.
+    /// One chunk of the state at the StopSign of `id.config`: bytes `offset..offset + len` of
+    /// a postcard-encoded [`crate::replica::Snapshot`] (store, client sessions and slot
+    /// ownership), with the StopSign that names the next configuration.
     ///
-    /// One message carries the whole snapshot: fine for the store sizes this project runs
-    /// (the perfect link frames messages up to its frame limit); chunking is future work.
+    /// A snapshot larger than the link's frame limit travels in many chunks, one per request
+    /// (see `report/reconfiguration.md`, "Snapshot transfer").
     Snapshot {
-        /// The sealed configuration this is the final state of.
-        config: u32,
-        /// Its decided StopSign.
+        /// Which encoded state these bytes are part of.
+        id: SnapshotId,
+        /// The decided StopSign of `id.config`.
         stopsign: StopSign,
-        /// `postcard(Snapshot)`, with `applied` = the StopSign's index + 1 in `config`'s log.
+        /// Where the chunk starts in the encoded state.
+        offset: u64,
+        /// The chunk (never empty, never past `id.len`).
         bytes: Bytes,
     },
     /// "Configuration `config` is sealed by this decided StopSign": the answer to traffic of
@@ -54,6 +62,20 @@ pub enum GroupMsg {
         /// The configuration the sender runs.
         config: u32,
     },
+}
+
+/// Names one encoded final state: chunks of a transfer are only ever assembled when they name
+/// the same one, so chunks of different configurations (or of differently encoded states)
+/// never mix. Every node that holds the state at a StopSign encodes it to the same bytes (the
+/// simulator checks the hashes), so a transfer may resume at another holder of the same state.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SnapshotId {
+    /// The sealed configuration this is the final state of.
+    pub config: u32,
+    /// Length of the encoded state, in bytes.
+    pub len: u64,
+    /// [`fnv1a`] of the encoded state: checked once every chunk has arrived.
+    pub hash: u64,
 }
 
 impl GroupMsg {

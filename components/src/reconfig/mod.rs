@@ -16,8 +16,10 @@ mod messages;
 mod node;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transfer_tests;
 
-pub use self::messages::{fnv1a, ConfigEvent, GroupMsg};
+pub use self::messages::{fnv1a, ConfigEvent, GroupMsg, SnapshotId};
 pub use self::node::{
     ChangeError, GroupNode, GroupNodeConfig, GroupOutput, SealedRecord, StageKind,
 };

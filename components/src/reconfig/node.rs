@@ -8,12 +8,15 @@ use kv_ports::kv::{KvCommand, KvResult};
 use kv_ports::membership::Slot;
 use thiserror::Error;
 
-use super::messages::{fnv1a, ConfigEvent, GroupMsg};
+use super::messages::{fnv1a, ConfigEvent, GroupMsg, SnapshotId};
 use crate::replica::session::Seen;
 use crate::replica::{
     Applied, KvError, MemberCore, MemberCoreConfig, MemberOutput, Reply, SessionTable, Snapshot,
 };
 use crate::sequence_paxos::{Entry, ProposeError, StopSign};
+
+/// Default largest snapshot chunk: 1 MiB, a sixteenth of the perfect link's default frame limit.
+pub const DEFAULT_SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// Settings of one node's group member, for every configuration it will run.
 #[derive(Clone, Debug)]
@@ -26,9 +29,13 @@ pub struct GroupNodeConfig {
     pub round_ticks: u64,
     /// Ticks between Sequence Paxos resends.
     pub resend_ticks: u64,
-    /// Ticks between snapshot requests of a node waiting for one (each to the next source).
-    /// A shell with large snapshots sets it well above one snapshot's transfer time.
+    /// Ticks without progress after which a node waiting for a snapshot asks again, the next
+    /// source in turn (resuming where its transfer stands). A shell sets it well above one
+    /// chunk's round trip.
     pub snapshot_retry_ticks: u64,
+    /// Largest chunk of an encoded snapshot sent in one message: far below the link's frame
+    /// limit, so a state of any size reaches new members.
+    pub snapshot_chunk_bytes: usize,
     /// A leaving node retires after this many ticks without a snapshot request or traffic of
     /// its old configuration, once a majority of the next configuration runs it.
     pub retire_grace_ticks: u64,
@@ -46,8 +53,9 @@ pub struct GroupNodeConfig {
 }
 
 impl GroupNodeConfig {
-    /// The `MemberCoreConfig` timings, a snapshot request every 8 ticks, retirement after 120
-    /// idle ticks (ten election rounds).
+    /// The `MemberCoreConfig` timings, a snapshot request every 8 ticks without progress,
+    /// snapshots in chunks of [`DEFAULT_SNAPSHOT_CHUNK`], retirement after 120 idle ticks (ten
+    /// election rounds).
     pub fn new(pid: NodeId) -> Self {
         let m = MemberCoreConfig::new(pid, vec![pid]);
         GroupNodeConfig {
@@ -56,6 +64,7 @@ impl GroupNodeConfig {
             round_ticks: m.round_ticks,
             resend_ticks: m.resend_ticks,
             snapshot_retry_ticks: 8,
+            snapshot_chunk_bytes: DEFAULT_SNAPSHOT_CHUNK,
             retire_grace_ticks: 120,
             notice_ticks: 4,
             unsafe_skip_promise_check: false,
@@ -120,6 +129,29 @@ struct CatchUp {
     after: u32,
     /// The configuration after it.
     next: u32,
+}
+
+/// The most a transfer reserves before its chunks arrive (it grows past this as they do).
+const MAX_RESERVE: u64 = 64 << 20;
+
+/// A snapshot being assembled from chunks, all of the same encoded state (`id`), in order.
+#[derive(Clone, Debug)]
+struct Fetch {
+    /// The encoded state being assembled.
+    id: SnapshotId,
+    /// The StopSign of `id.config`, as its first chunk brought it.
+    stopsign: StopSign,
+    /// The sender of the last chunk taken: asked for the next one at once.
+    from: NodeId,
+    /// The bytes `0..buf.len()` of the encoded state; always shorter than `id.len`.
+    buf: Vec<u8>,
+}
+
+impl Fetch {
+    /// The next offset wanted.
+    fn at(&self) -> u64 {
+        self.buf.len() as u64
+    }
 }
 
 /// The newest sealed configuration a node knows of, and (if it holds it) the state at its
@@ -226,8 +258,9 @@ impl GroupOutput {
 ///   sessions) and either starts `c + 1` from it with an empty log (if named in the StopSign),
 ///   or leaves.
 /// - **Joining**: named in a configuration it cannot run yet, it asks nodes that may hold the
-///   state at the previous StopSign (round robin, every `snapshot_retry_ticks`) and starts its
-///   BLE and Sequence Paxos only once it installed that state: it never votes without it.
+///   state at the previous StopSign (round robin, after `snapshot_retry_ticks` without
+///   progress), fetches it chunk by chunk (see `on_chunk`) and starts its BLE and Sequence
+///   Paxos only once it installed that state: it never votes without it.
 /// - **Leaving**: answers `SnapshotRequest`s, tells nodes still talking in an old
 ///   configuration that it is sealed, answers clients `Sealed { next_config }`, and retires
 ///   after `retire_grace_ticks` without such traffic.
@@ -246,6 +279,8 @@ pub struct GroupNode {
     sources: Vec<NodeId>,
     next_source: usize,
     last_request: Option<u64>,
+    /// The snapshot transfer under way, if any.
+    fetch: Option<Fetch>,
     ticks: u64,
     last_notice: BTreeMap<NodeId, u64>,
     outgoing: Vec<(NodeId, GroupMsg)>,
@@ -257,6 +292,7 @@ pub struct GroupNode {
 impl GroupNode {
     fn with_stage(cfg: GroupNodeConfig, stage: Stage) -> Self {
         assert!(cfg.snapshot_retry_ticks > 0 && cfg.notice_ticks > 0);
+        assert!(cfg.snapshot_chunk_bytes > 0, "snapshot chunks carry bytes");
         GroupNode {
             cfg,
             stage,
@@ -264,6 +300,7 @@ impl GroupNode {
             sources: Vec::new(),
             next_source: 0,
             last_request: None,
+            fetch: None,
             ticks: 0,
             last_notice: BTreeMap::new(),
             outgoing: Vec::new(),
@@ -476,6 +513,10 @@ impl GroupNode {
                         }
                     }
                 } else if idle {
+                    // Nobody asks any more: the encoded state goes with the node.
+                    if let Some(rec) = &mut self.sealed {
+                        rec.bytes = None;
+                    }
                     self.stage = Stage::Retired;
                     self.events.push(ConfigEvent::Retired);
                 }
@@ -488,12 +529,15 @@ impl GroupNode {
     pub fn handle(&mut self, from: NodeId, msg: GroupMsg) {
         match msg {
             GroupMsg::Member { config, msg } => self.on_member(from, config, msg),
-            GroupMsg::SnapshotRequest { config } => self.on_snapshot_request(from, config),
+            GroupMsg::SnapshotRequest { config, resume } => {
+                self.on_snapshot_request(from, config, resume)
+            }
             GroupMsg::Snapshot {
-                config,
+                id,
                 stopsign,
+                offset,
                 bytes,
-            } => self.on_snapshot(config, stopsign, bytes),
+            } => self.on_chunk(from, id, stopsign, offset, bytes),
             GroupMsg::Sealed { config, stopsign } => self.on_sealed(from, config, stopsign),
             GroupMsg::Running { config } => self.on_running(from, config),
         }
@@ -529,7 +573,18 @@ impl GroupNode {
         }
         if let Some((c, ss, snap)) = seal {
             let bytes = Bytes::from(postcard::to_allocvec(&snap).expect("snapshot encodes"));
-            self.install(c, ss, bytes, snap, true);
+            let hash = fnv1a(&bytes);
+            self.install(c, ss, bytes, hash, snap, true);
+        }
+        if let Some(f) = &self.fetch {
+            assert!(
+                matches!(self.stage, Stage::Active { .. } | Stage::Joining { .. }),
+                "only a node that still needs a state assembles one"
+            );
+            assert!(
+                f.at() < f.id.len,
+                "a complete snapshot is installed at once"
+            );
         }
         out.messages.append(&mut self.outgoing);
         out.replies.append(&mut self.replies);
@@ -549,7 +604,11 @@ impl GroupNode {
                 if r.superseded { " superseded" } else { "" },
             )
         });
-        let sealed = sealed.unwrap_or_default();
+        let mut sealed = sealed.unwrap_or_default();
+        if let Some(f) = &self.fetch {
+            let (c, at, len) = (f.id.config, f.at(), f.id.len);
+            sealed.push_str(&format!(" fetching c{c} {at}/{len} from {}", f.from));
+        }
         match &self.stage {
             Stage::Active {
                 config,
@@ -649,6 +708,7 @@ impl GroupNode {
             return;
         }
         let config = rec.config;
+        self.fetch = None;
         let old = std::mem::replace(
             &mut self.stage,
             Stage::Leaving {
@@ -665,10 +725,20 @@ impl GroupNode {
         self.events.push(ConfigEvent::Leaving { config });
     }
 
+    /// Ask `to` for the state at `after`'s StopSign (or a later one): the next chunk of the
+    /// transfer under way, if it is still of use.
     fn request(&mut self, to: NodeId, after: u32) {
+        if self.fetch.as_ref().is_some_and(|f| f.id.config < after) {
+            // A later configuration is known sealed: that older state is no longer wanted.
+            self.fetch = None;
+        }
         self.last_request = Some(self.ticks);
-        self.outgoing
-            .push((to, GroupMsg::SnapshotRequest { config: after }));
+        let resume = self.fetch.as_ref().map(|f| (f.id, f.at()));
+        let msg = GroupMsg::SnapshotRequest {
+            config: after,
+            resume,
+        };
+        self.outgoing.push((to, msg));
     }
 
     /// Tell `to` (rate-limited) the newest sealed configuration we know.
@@ -727,7 +797,9 @@ impl GroupNode {
         }
     }
 
-    fn on_snapshot_request(&mut self, from: NodeId, x: u32) {
+    /// Serve one chunk: where the asker's transfer stands if it assembles exactly the state held
+    /// here, else the first one.
+    fn on_snapshot_request(&mut self, from: NodeId, x: u32, resume: Option<(SnapshotId, u64)>) {
         if let Stage::Retired = self.stage {
             return;
         }
@@ -740,10 +812,26 @@ impl GroupNode {
         }
         match &rec.bytes {
             Some(bytes) => {
-                let msg = GroupMsg::Snapshot {
+                let hash = rec
+                    .hash
+                    .expect("a node that holds the state knows its hash");
+                let id = SnapshotId {
                     config: rec.config,
+                    len: bytes.len() as u64,
+                    hash,
+                };
+                let offset = match resume {
+                    Some((wanted, at)) if wanted == id && at < id.len => at,
+                    _ => 0,
+                };
+                let start = usize::try_from(offset).expect("offset within a held buffer");
+                let end = bytes.len().min(start + self.cfg.snapshot_chunk_bytes);
+                assert!(start < end, "a chunk is never empty");
+                let msg = GroupMsg::Snapshot {
+                    id,
                     stopsign: rec.stopsign.clone(),
-                    bytes: bytes.clone(),
+                    offset,
+                    bytes: bytes.slice(start..end),
                 };
                 self.outgoing.push((from, msg));
             }
@@ -751,19 +839,70 @@ impl GroupNode {
         }
     }
 
-    fn on_snapshot(&mut self, y: u32, ss: StopSign, bytes: Bytes) {
-        let wanted = match &self.stage {
+    /// Whether the state at the StopSign of `y` is of use here.
+    fn wants(&self, y: u32) -> bool {
+        match &self.stage {
             Stage::Active { config, .. } => y >= *config,
             Stage::Joining { after, .. } => y >= *after,
             Stage::Leaving { .. } | Stage::Retired => false,
+        }
+    }
+
+    /// A chunk of an encoded state. It is taken only if it continues the transfer under way
+    /// exactly (same state, next offset) or starts a transfer of a state at least as new;
+    /// anything else (a duplicate, a chunk overtaken by another, a stale answer) is dropped:
+    /// the retry asks again from where the transfer stands. Taken, it asks its sender for the
+    /// next chunk at once; the last one installs the state once its length, hash and decoding
+    /// check out (else the transfer starts over).
+    fn on_chunk(&mut self, from: NodeId, id: SnapshotId, ss: StopSign, at: u64, bytes: Bytes) {
+        if self
+            .fetch
+            .as_ref()
+            .is_some_and(|f| !self.wants(f.id.config))
+        {
+            self.fetch = None;
+        }
+        let fits = !bytes.is_empty()
+            && at
+                .checked_add(bytes.len() as u64)
+                .is_some_and(|end| end <= id.len);
+        if !fits || !self.wants(id.config) || ss.next_config <= id.config {
+            return;
+        }
+        match &self.fetch {
+            Some(f) if f.id == id && f.at() == at => {}
+            // A transfer of a state at least as new, from its start, replaces the one under way.
+            Some(f) if f.id != id && at == 0 && id.config >= f.id.config => {}
+            None if at == 0 => {}
+            _ => return,
+        }
+        let f = match &mut self.fetch {
+            Some(f) if f.id == id => f,
+            slot => slot.insert(Fetch {
+                id,
+                stopsign: ss,
+                from,
+                // Room for the whole state up front (bounded: the length is the peer's word).
+                buf: Vec::with_capacity(id.len.min(MAX_RESERVE) as usize),
+            }),
         };
-        if !wanted || ss.next_config <= y {
+        f.from = from;
+        f.buf.extend_from_slice(&bytes);
+        if f.at() < id.len {
+            self.add_source(from);
+            self.request(from, id.config);
+            return;
+        }
+        let f = self.fetch.take().expect("assembled just now");
+        assert_eq!(f.at(), id.len, "chunks never run past the state's length");
+        let bytes = Bytes::from(f.buf);
+        if fnv1a(&bytes) != id.hash {
             return;
         }
         let Ok(snap) = postcard::from_bytes::<Snapshot>(&bytes) else {
             return;
         };
-        self.install(y, ss, bytes, snap, false);
+        self.install(id.config, f.stopsign, bytes, id.hash, snap, false);
     }
 
     fn on_sealed(&mut self, from: NodeId, y: u32, ss: StopSign) {
@@ -794,6 +933,7 @@ impl GroupNode {
                 } else {
                     // A new node the group no longer wants: it holds nothing, it just goes.
                     self.record_notice(y, ss);
+                    self.fetch = None;
                     self.stage = Stage::Leaving {
                         idle_since: self.ticks,
                     };
@@ -833,8 +973,16 @@ impl GroupNode {
 
     /// Take the state at the StopSign of `y`: answer what waited, keep the state to serve
     /// others, and start the next configuration (if named in it) or leave.
-    fn install(&mut self, y: u32, ss: StopSign, bytes: Bytes, snap: Snapshot, own: bool) {
-        let hash = fnv1a(&bytes);
+    fn install(
+        &mut self,
+        y: u32,
+        ss: StopSign,
+        bytes: Bytes,
+        hash: u64,
+        snap: Snapshot,
+        own: bool,
+    ) {
+        debug_assert_eq!(fnv1a(&bytes), hash, "the hash names these bytes");
         let waiting = match std::mem::replace(&mut self.stage, Stage::Retired) {
             Stage::Active { member, .. } => member.unanswered(),
             Stage::Joining { .. } | Stage::Leaving { .. } | Stage::Retired => Vec::new(),
@@ -867,6 +1015,7 @@ impl GroupNode {
         });
         self.sources.clear();
         self.last_request = None;
+        self.fetch = None;
         if ss.members.contains(&self.cfg.pid) {
             let snap = if self.cfg.unsafe_forget_sessions {
                 Snapshot {

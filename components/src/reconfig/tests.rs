@@ -12,15 +12,15 @@ use crate::ble::BleMsg;
 use crate::replica::{KvError, MemberMsg, Reply, Snapshot};
 use crate::sequence_paxos::StopSign;
 
-fn n(i: u64) -> NodeId {
+pub(super) fn n(i: u64) -> NodeId {
     NodeId(i)
 }
 
-fn ids(v: &[u64]) -> Vec<NodeId> {
+pub(super) fn ids(v: &[u64]) -> Vec<NodeId> {
     v.iter().copied().map(NodeId).collect()
 }
 
-fn put(client: u128, seq: u64, key: &'static str, value: &'static str) -> KvCommand {
+pub(super) fn put(client: u128, seq: u64, key: &'static str, value: &'static str) -> KvCommand {
     KvCommand {
         id: RequestId {
             client: ClientId(Uuid::from_u128(client)),
@@ -33,7 +33,7 @@ fn put(client: u128, seq: u64, key: &'static str, value: &'static str) -> KvComm
     }
 }
 
-fn stopsign(next: u32, members: &[u64]) -> StopSign {
+pub(super) fn stopsign(next: u32, members: &[u64]) -> StopSign {
     StopSign {
         next_config: next,
         members: ids(members),
@@ -41,19 +41,19 @@ fn stopsign(next: u32, members: &[u64]) -> StopSign {
     }
 }
 
-type DropFn = Box<dyn Fn(NodeId, NodeId, &GroupMsg) -> bool>;
+pub(super) type DropFn = Box<dyn Fn(NodeId, NodeId, &GroupMsg) -> bool>;
 
 /// Nodes over an instant, lossless network (unless `drop` says otherwise).
-struct Cluster {
-    nodes: BTreeMap<NodeId, GroupNode>,
-    replies: Vec<(NodeId, Reply)>,
-    events: Vec<(NodeId, ConfigEvent)>,
-    drop: DropFn,
-    out: GroupOutput,
+pub(super) struct Cluster {
+    pub(super) nodes: BTreeMap<NodeId, GroupNode>,
+    pub(super) replies: Vec<(NodeId, Reply)>,
+    pub(super) events: Vec<(NodeId, ConfigEvent)>,
+    pub(super) drop: DropFn,
+    pub(super) out: GroupOutput,
 }
 
 impl Cluster {
-    fn new(config: u32, members: &[u64]) -> Self {
+    pub(super) fn new(config: u32, members: &[u64]) -> Self {
         let members = ids(members);
         let nodes = members
             .iter()
@@ -73,16 +73,16 @@ impl Cluster {
         }
     }
 
-    fn join(&mut self, p: u64, after: u32, next: u32, sources: &[u64]) {
+    pub(super) fn join(&mut self, p: u64, after: u32, next: u32, sources: &[u64]) {
         let node = GroupNode::joining(GroupNodeConfig::new(n(p)), after, next, ids(sources));
         self.nodes.insert(n(p), node);
     }
 
-    fn node(&self, p: u64) -> &GroupNode {
+    pub(super) fn node(&self, p: u64) -> &GroupNode {
         &self.nodes[&n(p)]
     }
 
-    fn step(&mut self) {
+    pub(super) fn step(&mut self) {
         for node in self.nodes.values_mut() {
             node.tick();
         }
@@ -106,13 +106,13 @@ impl Cluster {
         }
     }
 
-    fn run(&mut self, ticks: u64) {
+    pub(super) fn run(&mut self, ticks: u64) {
         for _ in 0..ticks {
             self.step();
         }
     }
 
-    fn leader(&self) -> Option<NodeId> {
+    pub(super) fn leader(&self) -> Option<NodeId> {
         let is_leader = |g: &GroupNode| g.member().is_some_and(|m| m.sp().is_accepting_leader());
         self.nodes
             .iter()
@@ -121,7 +121,7 @@ impl Cluster {
     }
 
     /// Submit at the leader and run until answered.
-    fn write(&mut self, cmd: KvCommand) -> Result<KvResult, KvError> {
+    pub(super) fn write(&mut self, cmd: KvCommand) -> Result<KvResult, KvError> {
         let leader = self.leader().expect("a leader");
         let id = cmd.id;
         if let Some(a) = self.nodes.get_mut(&leader).unwrap().client_request(cmd) {
@@ -136,13 +136,13 @@ impl Cluster {
         panic!("no answer for {id:?}");
     }
 
-    fn store(&self, p: u64) -> Vec<(Bytes, Bytes)> {
+    pub(super) fn store(&self, p: u64) -> Vec<(Bytes, Bytes)> {
         let m = self.node(p).member().expect("active");
         let pairs = m.replica().store().pairs();
         pairs.map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    fn sealed_hashes(&self, config: u32) -> Vec<(NodeId, u64, bool)> {
+    pub(super) fn sealed_hashes(&self, config: u32) -> Vec<(NodeId, u64, bool)> {
         self.events
             .iter()
             .filter_map(|(p, e)| match e {
@@ -159,7 +159,7 @@ impl Cluster {
 }
 
 /// A three-node group with a leader and two keys written.
-fn loaded_group() -> Cluster {
+pub(super) fn loaded_group() -> Cluster {
     let mut c = Cluster::new(0, &[1, 2, 3]);
     c.run(60);
     assert!(c.leader().is_some(), "a leader emerges");
@@ -296,7 +296,13 @@ fn a_joining_node_installs_the_snapshot_before_it_votes() {
     // A snapshot of c0's final state, as node 1 would send it.
     let snap_msg = {
         let holder = src.nodes.get_mut(&n(1)).unwrap();
-        holder.handle(n(4), GroupMsg::SnapshotRequest { config: 0 });
+        holder.handle(
+            n(4),
+            GroupMsg::SnapshotRequest {
+                config: 0,
+                resume: None,
+            },
+        );
         let mut out = GroupOutput::default();
         holder.drain_into(&mut out);
         out.messages
@@ -347,8 +353,13 @@ fn a_joining_node_installs_the_snapshot_before_it_votes() {
         Case {
             name: "a corrupt snapshot is ignored",
             msg: GroupMsg::Snapshot {
-                config: 0,
+                id: SnapshotId {
+                    config: 0,
+                    len: 3,
+                    hash: fnv1a(&[0xff, 0xff, 0xff]),
+                },
                 stopsign: stopsign(1, &[1, 2, 4]),
+                offset: 0,
                 bytes: Bytes::from_static(&[0xff, 0xff, 0xff]),
             },
             stage: StageKind::Joining,
@@ -452,14 +463,20 @@ fn messages_of_other_configurations_at_a_node_of_the_next_one() {
         },
         Case {
             name: "a request for c0's state is served",
-            msgs: vec![GroupMsg::SnapshotRequest { config: 0 }],
+            msgs: vec![GroupMsg::SnapshotRequest {
+                config: 0,
+                resume: None,
+            }],
             sends: &["snapshot"],
             stage: StageKind::Active,
             config: Some(1),
         },
         Case {
             name: "a request for c1's state (not sealed) is ignored",
-            msgs: vec![GroupMsg::SnapshotRequest { config: 1 }],
+            msgs: vec![GroupMsg::SnapshotRequest {
+                config: 1,
+                resume: None,
+            }],
             sends: &[],
             stage: StageKind::Active,
             config: Some(1),
@@ -614,7 +631,13 @@ fn a_leaving_node_serves_snapshots_then_retires() {
         let mut probed = BTreeMap::<NodeId, usize>::new();
         for t in 0..case.ticks {
             if case.requests_at.contains(&t) {
-                node.handle(n(4), GroupMsg::SnapshotRequest { config: 0 });
+                node.handle(
+                    n(4),
+                    GroupMsg::SnapshotRequest {
+                        config: 0,
+                        resume: None,
+                    },
+                );
             }
             node.tick();
             node.drain_into(&mut out);
@@ -636,6 +659,12 @@ fn a_leaving_node_serves_snapshots_then_retires() {
         }
         assert_eq!(served, case.requests_at.len(), "{}", case.name);
         assert_eq!(node.is_retired(), case.retired, "{}", case.name);
+        assert_eq!(
+            node.sealed().unwrap().has_snapshot(),
+            !case.retired,
+            "{}: the encoded state goes when the node retires",
+            case.name
+        );
         // Every member of c1 is probed until a majority confirmed, then none.
         for m in [1, 2, 4] {
             let times = probed.get(&n(m)).copied().unwrap_or(0);
@@ -653,7 +682,13 @@ fn a_leaving_node_serves_snapshots_then_retires() {
             .count();
         assert_eq!(retired_events, usize::from(case.retired), "{}", case.name);
         if case.retired {
-            node.handle(n(4), GroupMsg::SnapshotRequest { config: 0 });
+            node.handle(
+                n(4),
+                GroupMsg::SnapshotRequest {
+                    config: 0,
+                    resume: None,
+                },
+            );
             node.drain_into(&mut out);
             assert!(
                 out.messages.is_empty(),
@@ -853,7 +888,13 @@ fn parked_requests_are_answered_from_the_final_state() {
         .find(|p| *p != follower)
         .unwrap();
     let snap = c.nodes.get_mut(&holder).unwrap();
-    snap.handle(follower, GroupMsg::SnapshotRequest { config: 0 });
+    snap.handle(
+        follower,
+        GroupMsg::SnapshotRequest {
+            config: 0,
+            resume: None,
+        },
+    );
     let mut out2 = GroupOutput::default();
     snap.drain_into(&mut out2);
     let msg = out2

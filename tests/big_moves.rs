@@ -122,6 +122,20 @@ async fn a_move_larger_than_a_frame_completes_and_keeps_every_pair() {
         "moved 512 slots holding {} MiB (one batch of 64 slots holding all of it) in {took:?}",
         total >> 20
     );
+    // The coordinator logs each batch it moved: the big one went in many pages.
+    let log = std::fs::read_to_string(cluster.log_dir().join("coordinator.log")).unwrap();
+    let batch = format!("pairs={KEYS} ");
+    let line = log
+        .lines()
+        .find(|l| l.contains("slot batch moved") && l.contains(&batch))
+        .unwrap_or_else(|| panic!("no batch of {KEYS} pairs in the coordinator's log"));
+    let parts: usize = line
+        .rsplit("parts=")
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    eprintln!("the batch went in {} pages: {line}", parts + 1);
+    assert!(parts >= 30, "{line}");
 
     let reading = Instant::now();
     for_all(

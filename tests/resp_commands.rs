@@ -321,7 +321,9 @@ impl KvService for Churning {
             KvOp::Cas { .. } => KvResult::Swapped(false),
             KvOp::Put { .. } => KvResult::Written,
             KvOp::Delete { .. } => KvResult::Deleted(true),
-            KvOp::Freeze { .. } | KvOp::Install { .. } => unreachable!("RESP sends client ops"),
+            KvOp::Freeze { .. } | KvOp::InstallPart { .. } | KvOp::Install { .. } => {
+                unreachable!("RESP sends client ops")
+            }
         };
         Box::pin(async move { Ok(result) })
     }

@@ -9,7 +9,8 @@
 //!   default 2).
 //! - Replay one seed with a trace: `SIM_SEED=123 cargo test --test sim -- replay --nocapture`
 //!   (add `SIM_HARSH=1`, `SIM_RECONFIG=1`, `SIM_MOVES=1`, `SIM_BROKEN=1`,
-//!   `SIM_SERVE_FROZEN=1`, `SIM_STRIP_SESSIONS=1` as the failure report says).
+//!   `SIM_SERVE_FROZEN=1`, `SIM_STRIP_SESSIONS=1`, `SIM_SKIP_PAGE=1` as the failure report
+//!   says).
 //! - Long soak: see `tests/soak.rs`.
 
 #[path = "sim/mod.rs"]
@@ -104,6 +105,7 @@ fn replay() {
     cfg.moves = std::env::var("SIM_MOVES").is_ok();
     cfg.serve_frozen = std::env::var("SIM_SERVE_FROZEN").is_ok();
     cfg.strip_sessions = std::env::var("SIM_STRIP_SESSIONS").is_ok();
+    cfg.skip_page = std::env::var("SIM_SKIP_PAGE").is_ok();
     match run(&cfg) {
         Ok(o) => eprintln!("seed {seed} passed: {o:?}"),
         Err(f) => {
@@ -239,6 +241,8 @@ fn slot_move_bug_is_caught(name: &str, set: fn(&mut SimConfig)) {
                 "executed twice on one node"
             } else if r.contains("not linearizable") {
                 "not linearizable"
+            } else if r.contains("refused") {
+                "a slot move refused"
             } else {
                 "other"
             };
@@ -257,4 +261,9 @@ fn a_source_serving_frozen_slots_is_caught() {
 #[test]
 fn installs_without_the_sessions_are_caught() {
     slot_move_bug_is_caught("install without sessions", |c| c.strip_sessions = true);
+}
+
+#[test]
+fn a_lost_page_of_a_slot_move_is_caught() {
+    slot_move_bug_is_caught("a lost page", |c| c.skip_page = true);
 }

@@ -53,42 +53,89 @@ pub enum KvOp {
         /// The key to remove.
         key: Bytes,
     },
-    /// Slot move, source side: the group stops serving `slots` and answers their data
-    /// ([`KvResult::Frozen`]). Sent by the coordinator through the group's log, never by
-    /// clients (front ends refuse it). Idempotent: freezing slots frozen by the same epoch
-    /// answers the same pairs. Refused with [`KvError::Moved`] (nothing changes) when a slot is
-    /// not served here or already moved at this epoch or a later one (a stale duplicate).
+    /// Slot move, source side: the group stops serving `slots` and answers a summary of their
+    /// data ([`KvResult::Frozen`]: the sessions, the sizes and a first page of pairs; the rest
+    /// is read in pages from any member that applied the freeze). Sent by the coordinator
+    /// through the group's log, never by clients (front ends refuse it). Idempotent: freezing
+    /// slots frozen by the same epoch answers the same summary. Refused with
+    /// [`KvError::Moved`] (nothing changes) when a slot is not served here or already moved at
+    /// this epoch or a later one (a stale duplicate).
     Freeze {
         /// The slots leaving the group.
         slots: Vec<Slot>,
         /// The epoch of the map that moves them.
         epoch: Epoch,
     },
-    /// Slot move, destination side: the group takes over `slots` with `data`
-    /// ([`KvResult::Installed`]): their old pairs are replaced, the sessions merged (per client
-    /// the higher sequence number). Coordinator only, like [`KvOp::Freeze`]. Idempotent: slots
-    /// already moved at this epoch or a later one are skipped (`Installed`, no change). Refused
-    /// with [`KvError::Moved`] when a slot to take is served here already, or when a pair's
-    /// key is not in `slots`.
+    /// Slot move, destination side, one page of pairs ([`KvResult::Installed`]): stored
+    /// without serving the slots yet. The first part of a move at `epoch` clears the slots'
+    /// old pairs (once: the slots are marked staging for `epoch`); a repeated part writes the
+    /// same pairs again and changes nothing. Coordinator only, like [`KvOp::Freeze`]. Slots
+    /// already moved at this epoch or a later one are skipped. Refused with
+    /// [`KvError::Moved`] when a slot is served here, or when a pair's key is not in `slots`.
+    InstallPart {
+        /// The slots arriving (all of the move's batch, in every part).
+        slots: Vec<Slot>,
+        /// The epoch of the map that moves them.
+        epoch: Epoch,
+        /// A page of their pairs, in key order.
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// Slot move, destination side, the end ([`KvResult::Installed`]): the group takes over
+    /// `slots` with the pairs staged by earlier [`KvOp::InstallPart`]s of this epoch plus
+    /// `data.pairs` (a slot not staged has its old pairs replaced), the sessions merged (per
+    /// client the higher sequence number). Coordinator only. Idempotent: slots already moved
+    /// at this epoch or a later one are skipped (`Installed`, no change). Refused with
+    /// [`KvError::Moved`] (nothing changes) when a slot to take is served here already, when a
+    /// pair's key is not in `slots`, or when the pairs the slots would hold do not add up to
+    /// `data.count` and `data.bytes` (a page went missing).
     Install {
         /// The slots arriving.
         slots: Vec<Slot>,
         /// The epoch of the map that moves them.
         epoch: Epoch,
-        /// Their pairs and the source's client sessions.
+        /// The last pairs (or all of them, for a small move), the source's client sessions,
+        /// and the sizes the freeze reported.
         data: SlotData,
     },
 }
 
-/// The state that travels with moving slots: the pairs whose keys hash to them, and the
-/// source group's client sessions, so a command that took effect at the source and is retried
-/// at the destination is answered from its session instead of being applied twice.
+/// The state that travels with moving slots: the source group's client sessions, so a command
+/// that took effect at the source and is retried at the destination is answered from its
+/// session instead of being applied twice, and the pairs whose keys hash to the slots, which
+/// travel in pages.
+///
+/// In a [`KvResult::Frozen`] answer, `pairs` is the first page (in key order), `more` says
+/// whether pages follow (read them after the last key of `pairs`), and `count` and `bytes`
+/// are the sizes of all the frozen pairs. In an [`KvOp::Install`], `pairs` is the last page
+/// (the earlier ones were staged by [`KvOp::InstallPart`]), `more` is false, and `count` and
+/// `bytes` are the freeze's, checked by the destination. The default is a move of nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SlotData {
-    /// The key-value pairs of the moving slots, in key order.
+    /// A page of the moving slots' pairs, in key order.
     pub pairs: Vec<(Bytes, Bytes)>,
     /// Every client session of the source group, sorted by client.
     pub sessions: Vec<SessionEntry>,
+    /// Whether pairs after the last of `pairs` remain to be read.
+    pub more: bool,
+    /// How many pairs the moving slots hold in all.
+    pub count: u64,
+    /// Their size in all: the sum of their keys' and values' lengths.
+    pub bytes: u64,
+}
+
+/// One page of frozen slots' pairs, read from a member of the source group (not through its
+/// log: the frozen pairs never change).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SlotPage {
+    /// The pairs, in key order.
+    pub pairs: Vec<(Bytes, Bytes)>,
+    /// Whether pairs after the last of `pairs` remain.
+    pub more: bool,
+}
+
+/// The size a pair counts for in pages and move sizes: its key's and value's lengths.
+pub fn pair_bytes(key: &[u8], value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }
 
 /// One client's latest applied command in a group, as it travels with moving slots.
@@ -109,7 +156,7 @@ impl KvOp {
         match self {
             KvOp::Get { key } | KvOp::Put { key, .. } | KvOp::Delete { key } => Some(key),
             KvOp::Cas { key, .. } => Some(key),
-            KvOp::Freeze { .. } | KvOp::Install { .. } => None,
+            KvOp::Freeze { .. } | KvOp::InstallPart { .. } | KvOp::Install { .. } => None,
         }
     }
 
@@ -120,7 +167,10 @@ impl KvOp {
 
     /// Whether this is a coordinator's slot-move operation, which clients may not send.
     pub fn is_slot_move(&self) -> bool {
-        matches!(self, KvOp::Freeze { .. } | KvOp::Install { .. })
+        matches!(
+            self,
+            KvOp::Freeze { .. } | KvOp::InstallPart { .. } | KvOp::Install { .. }
+        )
     }
 }
 
@@ -135,9 +185,9 @@ pub enum KvResult {
     Swapped(bool),
     /// A `Delete`: whether the key existed.
     Deleted(bool),
-    /// A `Freeze`: the data of the frozen slots.
+    /// A `Freeze`: the summary of the frozen slots (sessions, sizes, a first page).
     Frozen(SlotData),
-    /// An `Install`: the slots are served here now.
+    /// An `Install`: the slots are served here now. An `InstallPart`: the page is staged.
     Installed,
 }
 

@@ -84,7 +84,7 @@ fn fields(op: &KvOp) -> Fields<'_> {
         KvOp::Put { value, .. } => (Kind::Put, Some(value), None),
         KvOp::Cas { expected, new, .. } => (Kind::Cas, Some(new), Some(expected.as_ref())),
         KvOp::Delete { .. } => (Kind::Delete, None, None),
-        KvOp::Freeze { .. } | KvOp::Install { .. } => {
+        KvOp::Freeze { .. } | KvOp::InstallPart { .. } | KvOp::Install { .. } => {
             unreachable!("the bench sends client operations only")
         }
     }

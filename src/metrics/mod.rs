@@ -183,7 +183,7 @@ pub enum OpKind {
     Cas,
     /// A removal.
     Delete,
-    /// A slot move's freeze or install (the coordinator's, through a group's log).
+    /// A slot move's freeze, install part or install (the coordinator's, through a group's log).
     SlotMove,
 }
 
@@ -197,7 +197,9 @@ impl OpKind {
             KvOp::Put { .. } => OpKind::Put,
             KvOp::Cas { .. } => OpKind::Cas,
             KvOp::Delete { .. } => OpKind::Delete,
-            KvOp::Freeze { .. } | KvOp::Install { .. } => OpKind::SlotMove,
+            KvOp::Freeze { .. } | KvOp::InstallPart { .. } | KvOp::Install { .. } => {
+                OpKind::SlotMove
+            }
         }
     }
 

@@ -13,8 +13,9 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use kv_ports::ids::{GroupId, NodeId};
-use kv_ports::kv::SlotData;
+use kv_ports::kv::{SlotData, SlotPage};
 use kv_ports::membership::{Epoch, NodeInfo, Slot, SlotMap};
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +66,7 @@ pub enum Directive {
         members: Vec<NodeId>,
     },
     /// Slot move, source side: decide a freeze of `slots` through `group`'s log and answer
-    /// their data ([`DirectiveOutcome::Frozen`]).
+    /// the summary of their data ([`DirectiveOutcome::Frozen`]: sessions, sizes, first page).
     Freeze {
         /// The source group.
         group: GroupId,
@@ -74,8 +75,36 @@ pub enum Directive {
         /// The epoch of the plan's target map.
         epoch: Epoch,
     },
-    /// Slot move, destination side: decide an install of `data` for `slots` through `group`'s
-    /// log. Done once applied.
+    /// Slot move, source side: read a page of the pairs of `slots` frozen by `epoch` from this
+    /// node's member of `group` ([`DirectiveOutcome::Page`]). A read, not through the log:
+    /// refused (`Failed`) when this member has not applied that freeze.
+    ReadFrozen {
+        /// The source group.
+        group: GroupId,
+        /// The frozen slots.
+        slots: Vec<Slot>,
+        /// The epoch of the freeze.
+        epoch: Epoch,
+        /// The page starts after this key (at the first key when `None`).
+        after: Option<Bytes>,
+        /// About how many bytes of pairs the page may hold (at least one pair).
+        max_bytes: u32,
+    },
+    /// Slot move, destination side: decide an install part (a page of pairs, stored but not
+    /// served yet) through `group`'s log. Done once applied.
+    InstallPart {
+        /// The destination group.
+        group: GroupId,
+        /// The slots arriving (the whole batch).
+        slots: Vec<Slot>,
+        /// The epoch of the plan's target map.
+        epoch: Epoch,
+        /// A page of their pairs.
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// Slot move, destination side: decide the install of `slots` through `group`'s log: the
+    /// staged parts plus `data`'s last page, the source's sessions, served from then on. Done
+    /// once applied.
     Install {
         /// The destination group.
         group: GroupId,
@@ -83,7 +112,7 @@ pub enum Directive {
         slots: Vec<Slot>,
         /// The epoch of the plan's target map.
         epoch: Epoch,
-        /// What the source froze.
+        /// The freeze's summary (sessions, sizes) with the last page of pairs.
         data: SlotData,
     },
     /// Stop this node's member of a dissolved group (all its slots have moved away). Done once
@@ -102,6 +131,8 @@ impl Directive {
             | Directive::JoinGroup { group, .. }
             | Directive::ChangeMembers { group, .. }
             | Directive::Freeze { group, .. }
+            | Directive::ReadFrozen { group, .. }
+            | Directive::InstallPart { group, .. }
             | Directive::Install { group, .. }
             | Directive::StopGroup { group } => *group,
         }
@@ -113,8 +144,10 @@ impl Directive {
 pub enum DirectiveOutcome {
     /// Done (or had been done before).
     Done,
-    /// The answer to [`Directive::Freeze`]: the frozen slots' data.
+    /// The answer to [`Directive::Freeze`]: the frozen slots' summary and first page.
     Frozen(SlotData),
+    /// The answer to [`Directive::ReadFrozen`]: a page of frozen pairs.
+    Page(SlotPage),
     /// This node cannot carry it out; the group's leader it knows, if any. Retry there.
     NotLeader {
         /// The leader this node follows.

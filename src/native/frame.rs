@@ -216,7 +216,9 @@ pub fn check_sizes(op: &KvOp) -> Result<(), SizeError> {
         KvOp::Cas { expected, new, .. } => {
             vec![expected.as_ref().map_or(0, Bytes::len), new.len()]
         }
-        KvOp::Freeze { .. } | KvOp::Install { .. } => unreachable!("refused above"),
+        KvOp::Freeze { .. } | KvOp::InstallPart { .. } | KvOp::Install { .. } => {
+            unreachable!("refused above")
+        }
     };
     match values.into_iter().find(|&len| len > MAX_VALUE_BYTES) {
         Some(len) => Err(SizeError::Value(len)),
@@ -228,6 +230,8 @@ pub fn check_sizes(op: &KvOp) -> Result<(), SizeError> {
 mod tests {
     use super::*;
     use kv_ports::ids::ClientId;
+    use kv_ports::kv::SlotData;
+    use kv_ports::membership::Slot;
 
     fn command() -> KvCommand {
         KvCommand {
@@ -295,5 +299,29 @@ mod tests {
             check_sizes(&KvOp::Get { key }),
             Err(SizeError::Key(MAX_KEY_BYTES + 1))
         );
+    }
+
+    #[test]
+    fn slot_moves_are_refused_from_clients() {
+        let (slots, epoch) = (vec![Slot(1)], Epoch(2));
+        let moves = [
+            KvOp::Freeze {
+                slots: slots.clone(),
+                epoch,
+            },
+            KvOp::InstallPart {
+                slots: slots.clone(),
+                epoch,
+                pairs: Vec::new(),
+            },
+            KvOp::Install {
+                slots,
+                epoch,
+                data: SlotData::default(),
+            },
+        ];
+        for op in moves {
+            assert_eq!(check_sizes(&op), Err(SizeError::SlotMove), "{op:?}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The coordinator's directives, carried out on this node: start, join, change, freeze,
-//! install and stop groups (see [`Directive`]).
+//! read frozen pages, install (in parts) and stop groups (see [`Directive`]).
 //!
 //! Each directive runs in a task of its own, so a slow one (a freeze waits for its decision)
 //! never holds up the session's reading loop or the other directives; its answer goes out on
@@ -14,12 +14,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kameo::actor::ActorRef;
-use kv_components::reconfig::component::{ChangeMembers, ChangeOutcome, GroupComponent, Submit};
+use kv_components::reconfig::component::{
+    ChangeMembers, ChangeOutcome, GroupComponent, ReadFrozen, Submit,
+};
 use kv_components::reconfig::{ChangeError, GroupNode};
 use kv_components::sequence_paxos::{ProposeError, StopSign};
 use kv_ports::ids::{GroupId, NodeId};
-use kv_ports::kv::{KvError, KvOp, KvResult};
-use kv_ports::membership::NodeInfo;
+use kv_ports::kv::{KvError, KvOp, KvResult, SlotPage};
+use kv_ports::membership::{Epoch, NodeInfo, Slot};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
@@ -103,7 +105,11 @@ impl SessionAgent for Directives {
         let mut tasks = lock(&self.tasks);
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
-            let remember = !matches!(directive, Directive::Freeze { .. });
+            // Answers that carry data are not remembered: a re-sent one is done again.
+            let remember = !matches!(
+                directive,
+                Directive::Freeze { .. } | Directive::ReadFrozen { .. }
+            );
             let outcome = tokio::time::timeout(DIRECTIVE_LIMIT, run.carry_out(peers, directive))
                 .await
                 .unwrap_or_else(|_| DirectiveOutcome::Failed("timed out on the node".into()));
@@ -111,7 +117,8 @@ impl SessionAgent for Directives {
             {
                 let mut table = lock(&table);
                 table.running.remove(&id);
-                // A freeze's answer is its data: a re-sent one is frozen again (idempotent).
+                // A freeze's answer is its data: a re-sent one is frozen again (idempotent),
+                // a re-sent read reads the same page.
                 if remember && outcome == DirectiveOutcome::Done {
                     table.done.insert(id);
                     if table.done.len() > REMEMBERED {
@@ -196,6 +203,35 @@ impl Run {
                 Ok(KvResult::Frozen(data)) => DirectiveOutcome::Frozen(data),
                 other => outcome_of(group, other),
             },
+            Directive::ReadFrozen {
+                group,
+                slots,
+                epoch,
+                after,
+                max_bytes,
+            } => match self
+                .read_frozen(group, slots, epoch, after, max_bytes)
+                .await
+            {
+                Ok(page) => DirectiveOutcome::Page(page),
+                Err(e) => outcome_of(group, Err(e)),
+            },
+            Directive::InstallPart {
+                group,
+                slots,
+                epoch,
+                pairs,
+            } => {
+                let op = KvOp::InstallPart {
+                    slots,
+                    epoch,
+                    pairs,
+                };
+                match self.submit(group, op).await {
+                    Ok(KvResult::Installed) => DirectiveOutcome::Done,
+                    other => outcome_of(group, other),
+                }
+            }
             Directive::Install {
                 group,
                 slots,
@@ -301,6 +337,36 @@ impl Run {
             Err(_) => Err(SubmitError::Outcome(failed(format!(
                 "the member of {group} stopped"
             )))),
+        }
+    }
+}
+
+impl Run {
+    /// Reads a page of frozen pairs from the local member's replica (no log involved).
+    async fn read_frozen(
+        &self,
+        group: GroupId,
+        slots: Vec<Slot>,
+        epoch: Epoch,
+        after: Option<bytes::Bytes>,
+        max_bytes: u32,
+    ) -> Result<SlotPage, SubmitError> {
+        let member = self.member(group).await.map_err(SubmitError::Outcome)?;
+        let (done, answer) = oneshot::channel();
+        let read = ReadFrozen {
+            slots,
+            epoch,
+            after,
+            max_bytes: max_bytes as usize,
+            done,
+        };
+        let stopped = || SubmitError::Outcome(failed(format!("the member of {group} stopped")));
+        if member.tell(read).try_send().is_err() {
+            return Err(stopped());
+        }
+        match answer.await {
+            Ok(page) => page.map_err(SubmitError::Kv),
+            Err(_) => Err(stopped()),
         }
     }
 }

@@ -18,7 +18,7 @@ pub fn result(result: &KvResult) -> String {
         KvResult::Value(None) => "(nil)".to_owned(),
         KvResult::Written => "OK".to_owned(),
         KvResult::Swapped(b) | KvResult::Deleted(b) => format!("(integer) {}", u8::from(*b)),
-        KvResult::Frozen(data) => format!("(frozen) {} pairs", data.pairs.len()),
+        KvResult::Frozen(data) => format!("(frozen) {} pairs", data.count),
         KvResult::Installed => "OK".to_owned(),
     }
 }

@@ -15,8 +15,9 @@
 //!
 //! Slot-move schedules (`SimConfig::moves`) run two or three groups side by side over one
 //! network (each node serves one group), each with its own membership changes, and a
-//! coordinator that moves slots between them: `Freeze` through the source's log, `Install`
-//! through the destination's, then a new map epoch. Clients route by the map they know and
+//! coordinator that moves slots between them: `Freeze` through the source's log, the pairs in
+//! pages of a few bytes (read from a source member, `InstallPart` through the
+//! destination's log), `Install` through the destination's, then a new map epoch. Clients route by the map they know and
 //! refresh it on `Moved`. `slots.rs` checks that no command takes effect twice across groups
 //! and that each slot is served by one group at a time; a final read of every key checks
 //! that no acknowledged write was lost.
@@ -88,6 +89,8 @@ pub struct SimConfig {
     /// TEST ONLY: the coordinator installs moved slots without the source's sessions (must
     /// be caught).
     pub strip_sessions: bool,
+    /// TEST ONLY: the coordinator loses a move's first page of pairs (must be caught).
+    pub skip_page: bool,
 }
 
 impl SimConfig {
@@ -115,6 +118,7 @@ impl SimConfig {
             moves: false,
             serve_frozen: false,
             strip_sessions: false,
+            skip_page: false,
         }
     }
 }
@@ -154,6 +158,8 @@ pub struct Outcome {
     pub groups: usize,
     /// Slot moves completed (frozen, installed, published).
     pub moves: u64,
+    /// Pages of pairs staged through `InstallPart` (all moves).
+    pub pages: u64,
     /// Client commands a replica answered `Moved` (one per replica that applied it).
     pub moved: u64,
     /// Client commands that took effect, each checked against its slot's owner.
@@ -344,7 +350,14 @@ impl Sim {
             .map(|_| mrng.gen_range(0..cfg.ops.max(1)))
             .collect();
         plan.sort_unstable();
-        let driver = MoveDriver::new(mrng, plan, initial.clone(), groups, cfg.strip_sessions);
+        let driver = MoveDriver::new(
+            mrng,
+            plan,
+            initial.clone(),
+            groups,
+            cfg.strip_sessions,
+            cfg.skip_page,
+        );
         (initial, driver)
     }
 
@@ -788,6 +801,7 @@ impl Sim {
             retired: self.stats.retired,
             groups: self.groups.len(),
             moves: self.moves.as_ref().map_or(0, |d| d.done as u64),
+            pages: self.moves.as_ref().map_or(0, |d| d.pages),
             moved: self.moved_answers,
             served: self.slots.served,
         }

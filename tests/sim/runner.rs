@@ -41,6 +41,7 @@ pub struct Totals {
     retired: u64,
     three_groups: u64,
     moves: u64,
+    pages: u64,
     moved: u64,
     served: u64,
 }
@@ -74,6 +75,7 @@ impl Totals {
         self.retired += o.retired;
         self.three_groups += u64::from(o.groups == 3);
         self.moves += o.moves;
+        self.pages += o.pages;
         self.moved += o.moved;
         self.served += o.served;
     }
@@ -106,6 +108,7 @@ impl Totals {
         self.retired += o.retired;
         self.three_groups += o.three_groups;
         self.moves += o.moves;
+        self.pages += o.pages;
         self.moved += o.moved;
         self.served += o.served;
     }
@@ -249,9 +252,9 @@ pub fn run_and_check(first: u64, count: u64, ops: usize, mode: Mode) {
         },
         if mode.moves {
             format!(
-                "; with 3 groups {}, slot moves completed {}, client ops answered Moved {}, \
-                 ops checked against their slot's owner {}",
-                t.three_groups, t.moves, t.moved, t.served
+                "; with 3 groups {}, slot moves completed {} (pages staged {}), client ops \
+                 answered Moved {}, ops checked against their slot's owner {}",
+                t.three_groups, t.moves, t.pages, t.moved, t.served
             )
         } else {
             String::new()

@@ -109,25 +109,38 @@ impl SlotChecks {
         answer: &Result<KvResult, kv_ports::kv::KvError>,
         now: u64,
     ) -> Result<(), String> {
-        let (slots, epoch, install, ok) = match op {
+        // `part`: an install part, checked like an install but not starting the service.
+        let (slots, epoch, install, part, ok) = match op {
             KvOp::Freeze { slots, epoch } => (
                 slots,
                 *epoch,
                 false,
+                false,
                 matches!(answer, Ok(KvResult::Frozen(_))),
             ),
-            KvOp::Install { slots, epoch, .. } => {
-                (slots, *epoch, true, answer == &Ok(KvResult::Installed))
-            }
+            KvOp::InstallPart { slots, epoch, .. } => (
+                slots,
+                *epoch,
+                true,
+                true,
+                answer == &Ok(KvResult::Installed),
+            ),
+            KvOp::Install { slots, epoch, .. } => (
+                slots,
+                *epoch,
+                true,
+                false,
+                answer == &Ok(KvResult::Installed),
+            ),
             _ => unreachable!("slot moves only"),
         };
         let Some(m) = self.moves.iter().find(|m| m.epoch == epoch) else {
             return Err(format!("g{g}: slot move of unknown epoch {epoch}"));
         };
-        let (want, name) = if install {
-            (m.to, "install")
-        } else {
-            (m.from, "freeze")
+        let (want, name) = match (install, part) {
+            (true, true) => (m.to, "install part"),
+            (true, false) => (m.to, "install"),
+            _ => (m.from, "freeze"),
         };
         if g != want {
             return Err(format!(
@@ -136,7 +149,7 @@ impl SlotChecks {
         }
         if !ok {
             // A late duplicate of a freeze already applied may be refused (the slot has moved
-            // on since); the first one, or any install, may not.
+            // on since); the first one, or any install (or part), may not.
             let first = slots
                 .iter()
                 .any(|s| !self.frozen.contains_key(&(g, epoch, *s)));
@@ -149,14 +162,16 @@ impl SlotChecks {
         for &s in slots {
             if install {
                 let Some(&(_, t)) = self.frozen.get(&(from, epoch, s)) else {
-                    return Err(format!("g{g}: install of {s} at {epoch} before any freeze"));
+                    return Err(format!("g{g}: {name} of {s} at {epoch} before any freeze"));
                 };
                 if t >= now {
                     return Err(format!(
-                        "g{g}: install of {s} at {epoch} in the freeze's tick"
+                        "g{g}: {name} of {s} at {epoch} in the freeze's tick"
                     ));
                 }
-                self.installed.entry((g, epoch, s)).or_insert((pos, now));
+                if !part {
+                    self.installed.entry((g, epoch, s)).or_insert((pos, now));
+                }
             } else {
                 self.frozen.entry((g, epoch, s)).or_insert((pos, now));
             }

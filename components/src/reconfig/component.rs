@@ -15,9 +15,10 @@
 //! one batch. Groups share the node's link: each group's traffic travels under its own topic,
 //! as the per-group BLE and Paxos components' did.
 //!
-//! Besides `KvPort`, the node's shell talks to it with three messages: [`ChangeMembers`]
-//! (seal a configuration with a StopSign), [`Submit`] (a slot-move command through the log)
-//! and [`QueryGroup`] (where the group stands). The first two answer on a oneshot channel once
+//! Besides `KvPort`, the node's shell talks to it with four messages: [`ChangeMembers`]
+//! (seal a configuration with a StopSign), [`Submit`] (a slot-move command through the log),
+//! [`ReadFrozen`] (a page of frozen slots' pairs, read from the replica) and [`QueryGroup`]
+//! (where the group stands). The first two answer on a oneshot channel once
 //! the outcome is known, possibly many ticks later; the handler never waits. A configuration
 //! change is logged and counted; when the core retires, the component tells the node (see
 //! [`GroupArgs::stopped`]) and stops itself.
@@ -26,12 +27,14 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kameo::actor::{ActorId, ActorRef};
 use kameo::message::{Context, Message};
 use kameo::Actor;
 use kv_ports::component::Start;
 use kv_ports::ids::{ClientId, GroupId, NodeId};
-use kv_ports::kv::{KvCommand, KvError, KvOp, KvPort, KvReply, KvResult, RequestId};
+use kv_ports::kv::{KvCommand, KvError, KvOp, KvPort, KvReply, KvResult, RequestId, SlotPage};
+use kv_ports::membership::{Epoch, Slot};
 use kv_ports::network::{NetIndication, NetRequest, NetworkPort, Topic};
 use kv_ports::port::{ConnectionId, Ind, ProvidedPort, Req, RequiredPort};
 use kv_ports::timer::{TimerPort, Timers};
@@ -141,6 +144,23 @@ pub struct Submit {
     pub op: KvOp,
     /// Where the result goes.
     pub done: oneshot::Sender<Result<KvResult, KvError>>,
+}
+
+/// Read a page of the pairs of `slots` frozen by `epoch` from this member's replica: a read,
+/// not through the log (see `Replica::frozen_page`). Answered at once on `done`; `NotLeader`
+/// without a hint when no configuration runs here.
+#[derive(Debug)]
+pub struct ReadFrozen {
+    /// The frozen slots.
+    pub slots: Vec<Slot>,
+    /// The epoch of the freeze.
+    pub epoch: Epoch,
+    /// The page starts after this key (at the first when `None`).
+    pub after: Option<Bytes>,
+    /// About how many bytes of pairs the page may hold.
+    pub max_bytes: usize,
+    /// Where the page goes.
+    pub done: oneshot::Sender<Result<SlotPage, KvError>>,
 }
 
 /// Asks a [`GroupComponent`] where its group stands.
@@ -368,6 +388,21 @@ impl Message<Submit> for GroupComponent {
             }
         }
         self.drain(ctx);
+    }
+}
+
+impl Message<ReadFrozen> for GroupComponent {
+    type Reply = ();
+
+    async fn handle(&mut self, msg: ReadFrozen, _: &mut Context<Self, ()>) {
+        let page = match self.core.member() {
+            Some(m) => {
+                m.replica()
+                    .frozen_page(&msg.slots, msg.epoch, msg.after.as_deref(), msg.max_bytes)
+            }
+            None => Err(KvError::NotLeader { hint: None }),
+        };
+        let _ = msg.done.send(page);
     }
 }
 

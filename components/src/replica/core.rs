@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use kv_ports::ids::NodeId;
-use kv_ports::kv::{KvCommand, KvResult, RequestId};
-use kv_ports::membership::{slot_of, Slot};
+use kv_ports::kv::{KvCommand, KvResult, RequestId, SlotPage};
+use kv_ports::membership::{slot_of, Epoch, Slot};
 
 use super::moves::{self, MoveTarget};
 use super::ownership::Ownership;
@@ -36,7 +36,7 @@ pub enum Applied {
     /// A client command on a slot this group does not serve (any more, or yet): answered
     /// `Moved`, no effect, not recorded in the session table.
     Moved(RequestId),
-    /// A slot move (`Freeze` / `Install`) with its answer; the session table is not involved.
+    /// A slot move (`Freeze` / `InstallPart` / `Install`) with its answer; the session table is not involved.
     SlotMove(RequestId, Result<KvResult, KvError>),
     /// A StopSign: no effect on the store.
     StopSign,
@@ -162,6 +162,19 @@ impl Replica {
             sessions: &mut self.sessions,
             ownership: &mut self.ownership,
         }
+    }
+
+    /// A page of the pairs of `slots` frozen here by `epoch`, after key `after`, of about
+    /// `max_bytes` (see [`moves::page`]). A read of this replica's state, not through the log:
+    /// refused with `Moved` unless this replica applied that very freeze.
+    pub fn frozen_page(
+        &self,
+        slots: &[Slot],
+        epoch: Epoch,
+        after: Option<&[u8]>,
+        max_bytes: usize,
+    ) -> Result<SlotPage, KvError> {
+        moves::page(&self.store, &self.ownership, slots, epoch, after, max_bytes)
     }
 
     /// Drain the answers for parked requests.

@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 use kv_ports::ids::ClientId;
-use kv_ports::kv::{KvCommand, KvError, KvOp, KvResult, RequestId, SessionEntry, SlotData};
+use kv_ports::kv::{
+    pair_bytes, KvCommand, KvError, KvOp, KvResult, RequestId, SessionEntry, SlotData, SlotPage,
+};
 use kv_ports::membership::{slot_of, Epoch, Slot};
 use uuid::Uuid;
 
@@ -77,6 +79,28 @@ fn install(seq: u64, slots: &[Slot], epoch: u64, data: SlotData) -> KvCommand {
     cmd(99, seq, op)
 }
 
+fn part(seq: u64, slots: &[Slot], epoch: u64, pairs: &[(&Bytes, &str)]) -> KvCommand {
+    let op = KvOp::InstallPart {
+        slots: slots.to_vec(),
+        epoch: Epoch(epoch),
+        pairs: owned_pairs(pairs),
+    };
+    cmd(99, seq, op)
+}
+
+fn owned_pairs(pairs: &[(&Bytes, &str)]) -> Vec<(Bytes, Bytes)> {
+    let pairs = pairs.iter().map(|(k, x)| ((*k).clone(), v(x).unwrap()));
+    pairs.collect()
+}
+
+/// The end of a paged move: `last` pairs, no sessions, and the sizes of all of the move's
+/// pairs, `all`.
+fn end(last: &[(&Bytes, &str)], all: &[(&Bytes, &str)]) -> SlotData {
+    let mut d = sized(owned_pairs(all), vec![]);
+    d.pairs = owned_pairs(last);
+    d
+}
+
 fn v(s: &str) -> Option<Bytes> {
     Some(Bytes::copy_from_slice(s.as_bytes()))
 }
@@ -93,11 +117,19 @@ fn session(c: u128, seq: u64, reply: KvResult) -> SessionEntry {
     }
 }
 
+/// All of a small move's data (one page): the pairs, the sessions, their sizes.
 fn data(pairs: &[(&Bytes, &str)], sessions: Vec<SessionEntry>) -> SlotData {
-    let pairs = pairs.iter().map(|(k, x)| ((*k).clone(), v(x).unwrap()));
+    sized(owned_pairs(pairs), sessions)
+}
+
+fn sized(pairs: Vec<(Bytes, Bytes)>, sessions: Vec<SessionEntry>) -> SlotData {
+    let bytes = pairs.iter().map(|(k, v)| pair_bytes(k, v)).sum();
     SlotData {
-        pairs: pairs.collect(),
+        count: pairs.len() as u64,
+        bytes,
+        pairs,
         sessions,
+        more: false,
     }
 }
 
@@ -322,6 +354,104 @@ fn slot_moves_on_one_replica() {
             store: vec![(a0.clone(), v("x"))],
             owned: vec![A],
         },
+        Case {
+            name: "a paged move: parts are stored unserved, repeated parts change nothing, the install serves them",
+            slots: vec![B],
+            log: vec![
+                part(1, &[A], 4, &[(&a0, "x")]),
+                get(1, 1, &a0),
+                part(2, &[A], 4, &[(&a1, "y")]),
+                part(1, &[A], 4, &[(&a0, "x")]),
+                install(3, &[A], 4, end(&[], &[(&a0, "x"), (&a1, "y")])),
+                get(1, 2, &a1),
+                part(4, &[A], 4, &[(&a0, "stale")]),
+                install(5, &[A], 4, end(&[], &[(&a0, "x"), (&a1, "y")])),
+                get(1, 3, &a0),
+            ],
+            want: vec![
+                Ok(KvResult::Installed),
+                moved(4),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Value(v("y"))),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Value(v("x"))),
+            ],
+            store: vec![(a0.clone(), v("x")), (a1.clone(), v("y"))],
+            owned: vec![A, B],
+        },
+        Case {
+            name: "the first part clears the slots' old pairs once; the install may carry the last page",
+            slots: vec![A],
+            log: vec![
+                put(1, 1, &a0, "old"),
+                put(1, 2, &a1, "old"),
+                freeze(1, &[A], 2),
+                part(2, &[A], 4, &[(&a0, "new")]),
+                part(3, &[A], 4, &[(&a0, "new")]),
+                install(5, &[A, B], 4, end(&[(&b0, "x")], &[(&a0, "new"), (&b0, "x")])),
+                get(1, 3, &b0),
+            ],
+            want: vec![
+                Ok(KvResult::Written),
+                Ok(KvResult::Written),
+                frozen_a(&[(&a0, "old"), (&a1, "old")], vec![session(1, 2, KvResult::Written)]),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Value(v("x"))),
+            ],
+            store: vec![(a0.clone(), v("new")), (a1.clone(), None), (b0.clone(), v("x"))],
+            owned: vec![A, B],
+        },
+        Case {
+            name: "an install whose pairs do not add up is refused and changes nothing",
+            slots: vec![],
+            log: vec![
+                part(1, &[A], 4, &[(&a0, "x")]),
+                install(2, &[A], 4, end(&[], &[(&a0, "x"), (&a1, "y")])),
+                install(3, &[A], 4, end(&[], &[(&a0, "other")])),
+                get(1, 1, &a0),
+                install(4, &[A], 4, end(&[(&a1, "y")], &[(&a0, "x"), (&a1, "y")])),
+                get(1, 2, &a0),
+            ],
+            want: vec![
+                Ok(KvResult::Installed),
+                moved(4),
+                moved(4),
+                moved(4),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Value(v("x"))),
+            ],
+            store: vec![(a0.clone(), v("x")), (a1.clone(), v("y"))],
+            owned: vec![A],
+        },
+        Case {
+            name: "parts into a served slot are refused; a staged slot is not frozen; an older staging starts over",
+            slots: vec![B],
+            log: vec![
+                part(1, &[B], 4, &[(&b0, "x")]),
+                part(2, &[A], 3, &[(&a0, "abandoned")]),
+                freeze(3, &[A], 5),
+                part(4, &[A], 5, &[(&a1, "y")]),
+                part(5, &[A], 3, &[(&a0, "stale")]),
+                install(6, &[A], 3, end(&[], &[])),
+                install(7, &[A], 5, end(&[], &[(&a1, "y")])),
+            ],
+            want: vec![
+                moved(4),
+                Ok(KvResult::Installed),
+                moved(5),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Installed),
+                Ok(KvResult::Installed),
+            ],
+            store: vec![(a0.clone(), None), (a1.clone(), v("y")), (b0.clone(), None)],
+            owned: vec![A, B],
+        },
     ];
     for case in cases {
         let mut r = Replica::with_slots(case.slots.clone());
@@ -331,9 +461,10 @@ fn slot_moves_on_one_replica() {
             assert_eq!(r.store().get(k), want.as_ref(), "{}: {k:?}", case.name);
         }
         assert_eq!(r.ownership().owned(), case.owned, "{}", case.name);
-        // The snapshot carries the ownership: a new member behaves the same.
+        // The snapshot carries the ownership and the store: a new member behaves the same.
         let back = Replica::from_snapshot(r.snapshot());
         assert_eq!(back.ownership(), r.ownership(), "{}", case.name);
+        assert_eq!(back.store(), r.store(), "{}", case.name);
     }
 }
 
@@ -360,10 +491,22 @@ fn moved_commands_leave_no_trace_and_are_reported() {
 fn malformed_slot_moves_are_refused_before_the_log() {
     let (a0, b0) = (key(A, 0), key(B, 0));
     let mut r = Replica::with_slots([]);
+    let mut announced = data(&[(&a0, "x")], vec![]);
+    announced.more = true;
     let cases = [
         (
             "pair outside the slots",
             install(1, &[A], 2, data(&[(&b0, "x")], vec![])),
+            moved(2),
+        ),
+        (
+            "a part's pair outside the slots",
+            part(1, &[A], 2, &[(&a0, "x"), (&b0, "x")]),
+            moved(2),
+        ),
+        (
+            "an install announcing more pages",
+            install(1, &[A], 2, announced),
             moved(2),
         ),
         ("slot out of range", freeze(2, &[Slot(1024)], 3), moved(3)),
@@ -384,4 +527,81 @@ fn a_malformed_install_in_the_log_panics() {
         0,
         &Entry::Cmd(install(1, &[A], 2, data(&[(&b0, "x")], vec![]))),
     );
+}
+
+#[test]
+fn frozen_pairs_are_read_in_pages_only_where_that_freeze_was_applied() {
+    let (a0, a1, b0) = (key(A, 0), key(A, 1), key(B, 0));
+    let mut r = Replica::with_slots([A, B]);
+    let big = "v".repeat(600 * 1024);
+    run(
+        &mut r,
+        &[
+            put(1, 1, &a0, &big),
+            put(1, 2, &a1, &big),
+            put(1, 3, &b0, "z"),
+        ],
+    );
+    let page = |r: &Replica, epoch, after: Option<&Bytes>, max| {
+        r.frozen_page(&[A], Epoch(epoch), after.map(|k| &k[..]), max)
+    };
+    assert_eq!(page(&r, 5, None, 10), moved(5).map(|_| SlotPage::default()));
+    let got = run(&mut r, &[freeze(1, &[A], 5)]);
+    let Ok(KvResult::Frozen(summary)) = &got[0] else {
+        panic!("frozen: {got:?}");
+    };
+    let size = pair_bytes(&a0, big.as_bytes()) + pair_bytes(&a1, big.as_bytes());
+    assert_eq!((summary.count, summary.bytes), (2, size));
+    assert_eq!(summary.pairs.len(), 1, "the first page is bounded");
+    assert!(summary.more);
+    let one = |k: &Bytes| vec![(k.clone(), Bytes::from(big.clone()))];
+    let first = SlotPage {
+        pairs: one(&a0),
+        more: true,
+    };
+    assert_eq!(
+        page(&r, 5, None, 10),
+        Ok(first.clone()),
+        "at least one pair"
+    );
+    let last = SlotPage {
+        pairs: one(&a1),
+        more: false,
+    };
+    assert_eq!(page(&r, 5, Some(&a0), 10), Ok(last.clone()));
+    assert_eq!(page(&r, 5, Some(&a1), 10), Ok(SlotPage::default()));
+    let both = page(&r, 5, None, 2 << 20).unwrap();
+    assert_eq!((both.pairs.len(), both.more), (2, false));
+    assert_eq!(page(&r, 4, None, 10), moved(5).map(|_| SlotPage::default()));
+    assert_eq!(page(&r, 6, None, 10), moved(6).map(|_| SlotPage::default()));
+    // A new member reads the same pages; a replica that has not applied the freeze refuses.
+    let back = Replica::from_snapshot(r.snapshot());
+    assert_eq!(page(&back, 5, None, 10), Ok(first));
+    let lagging = Replica::with_slots([A, B]);
+    assert!(page(&lagging, 5, None, 10).is_err());
+    // Once the slot moves on (back here at a later epoch), the pages are gone.
+    run(&mut r, &[part(2, &[A], 7, &[])]);
+    assert_eq!(
+        page(&r, 5, Some(&a0), 10),
+        moved(7).map(|_| SlotPage::default())
+    );
+}
+
+#[test]
+fn staged_pages_travel_in_snapshots() {
+    let (a0, a1) = (key(A, 0), key(A, 1));
+    let mut r = Replica::with_slots([]);
+    run(&mut r, &[part(1, &[A], 4, &[(&a0, "x")])]);
+    let mut back = Replica::from_snapshot(r.snapshot());
+    let log = [
+        part(2, &[A], 4, &[(&a1, "y")]),
+        install(3, &[A], 4, end(&[], &[(&a0, "x"), (&a1, "y")])),
+        get(1, 1, &a0),
+    ];
+    let want = vec![
+        Ok(KvResult::Installed),
+        Ok(KvResult::Installed),
+        Ok(KvResult::Value(v("x"))),
+    ];
+    assert_eq!(run(&mut back, &log), want);
 }

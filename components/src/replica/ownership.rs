@@ -1,7 +1,7 @@
 //! Which hash slots a replica serves, and the last slot move it applied for each slot.
 //!
-//! Ownership is part of the replicated state: it changes only when a `Freeze` or an `Install`
-//! is applied from the log, so every replica of a group agrees on it at every log index, and it
+//! Ownership is part of the replicated state: it changes only when a `Freeze`, an
+//! `InstallPart` or an `Install` is applied from the log, so every replica of a group agrees on it at every log index, and it
 //! travels in the group's snapshot to new members. The move records make the slot-move
 //! operations idempotent and order them: a move whose epoch is not newer than the slot's last
 //! recorded move is a retry or a stale duplicate, never a second move.
@@ -18,6 +18,9 @@ pub enum MoveKind {
     Freeze,
     /// The slot arrived in this group.
     Install,
+    /// The slot is arriving: pages of its pairs are being stored (its old pairs were cleared
+    /// when the first page came); not served until the install.
+    Staged,
 }
 
 /// The last slot move applied for one slot.
@@ -45,6 +48,15 @@ pub enum InstallCheck {
     Take(Vec<Slot>),
     /// Every slot already saw this epoch or a later one: a retry or a stale install, no-op.
     NoOp,
+}
+
+/// What an `InstallPart` would do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StageCheck {
+    /// Slots whose staging starts now: their old pairs are cleared first.
+    pub fresh: Vec<Slot>,
+    /// Every slot the part's pairs go to (the fresh ones and those staged by this epoch).
+    pub staging: Vec<Slot>,
 }
 
 const WORDS: usize = SLOTS / 64;
@@ -170,19 +182,17 @@ impl Ownership {
     }
 
     /// What `Install { slots, epoch }` would do. Slots whose last move is at `epoch` or later
-    /// are skipped (a retry, or an install overtaken by a later move). `Err(epoch)` refuses the
-    /// whole install when a slot it would take is served here already: replacing live pairs
-    /// would lose writes, so that can only be a coordinator's mistake.
+    /// are skipped (a retry, or an install overtaken by a later move), except those staged by
+    /// this very epoch, which it completes. `Err(epoch)` refuses the whole install when a slot
+    /// it would take is served here already: replacing live pairs would lose writes, so that
+    /// can only be a coordinator's mistake.
     pub fn check_install(&self, slots: &[Slot], epoch: Epoch) -> Result<InstallCheck, Epoch> {
         let mut take = Vec::new();
         for &s in slots {
-            if self.last_move(s).is_some_and(|m| m.epoch >= epoch) {
-                continue;
+            match self.arriving(s, epoch)? {
+                Arrival::Skip => {}
+                Arrival::Fresh | Arrival::Staged => take.push(s),
             }
-            if self.owns(s) {
-                return Err(self.moved_epoch(s).max(epoch));
-            }
-            take.push(s);
         }
         take.sort();
         take.dedup();
@@ -191,6 +201,73 @@ impl Ownership {
         } else {
             InstallCheck::Take(take)
         })
+    }
+
+    /// What `InstallPart { slots, epoch }` would do: like an install (same skips and refusals),
+    /// but the slots are only staged. A slot staged by an older epoch (a move that never
+    /// finished) starts over.
+    pub fn check_stage(&self, slots: &[Slot], epoch: Epoch) -> Result<StageCheck, Epoch> {
+        let mut c = StageCheck::default();
+        for &s in slots {
+            match self.arriving(s, epoch)? {
+                Arrival::Skip => {}
+                Arrival::Fresh => {
+                    c.fresh.push(s);
+                    c.staging.push(s);
+                }
+                Arrival::Staged => c.staging.push(s),
+            }
+        }
+        for v in [&mut c.fresh, &mut c.staging] {
+            v.sort();
+            v.dedup();
+        }
+        Ok(c)
+    }
+
+    /// Whether slot `s` is staged by a move at `epoch`.
+    pub fn is_staged(&self, s: Slot, epoch: Epoch) -> bool {
+        self.last_move(s)
+            == Some(SlotMove {
+                kind: MoveKind::Staged,
+                epoch,
+            })
+    }
+
+    /// How slot `s` stands toward an arrival (part or install) at `epoch`.
+    fn arriving(&self, s: Slot, epoch: Epoch) -> Result<Arrival, Epoch> {
+        if self.is_staged(s, epoch) {
+            return Ok(Arrival::Staged);
+        }
+        if self.last_move(s).is_some_and(|m| m.epoch >= epoch) {
+            return Ok(Arrival::Skip);
+        }
+        if self.owns(s) {
+            return Err(self.moved_epoch(s).max(epoch));
+        }
+        Ok(Arrival::Fresh)
+    }
+
+    /// Whether every slot of `slots` was frozen by exactly `epoch` (and nothing since):
+    /// their pairs are then the frozen ones. `Err(epoch)` names the epoch for a `Moved`.
+    pub fn check_frozen(&self, slots: &[Slot], epoch: Epoch) -> Result<(), Epoch> {
+        let frozen = SlotMove {
+            kind: MoveKind::Freeze,
+            epoch,
+        };
+        match slots.iter().find(|&&s| self.last_move(s) != Some(frozen)) {
+            None => Ok(()),
+            Some(&s) => Err(self.moved_epoch(s).max(epoch)),
+        }
+    }
+
+    /// Mark `slots` staged by `epoch` (checked by [`check_stage`](Self::check_stage)).
+    pub fn stage(&mut self, slots: &[Slot], epoch: Epoch) {
+        for &s in slots {
+            assert!(!self.owns(s), "a served slot is never staged");
+            let kind = MoveKind::Staged;
+            self.moves.insert(s, SlotMove { kind, epoch });
+        }
     }
 
     /// Serve `slots` from now on (checked by [`check_install`](Self::check_install)).
@@ -234,6 +311,16 @@ impl Ownership {
         o.moves = state.moves.into_iter().collect();
         o
     }
+}
+
+/// How a slot stands toward an arrival at some epoch.
+enum Arrival {
+    /// Already moved at this epoch or later (and not staged by it): leave it.
+    Skip,
+    /// Not served, nothing at this epoch yet: clear its old pairs and take it.
+    Fresh,
+    /// Staged by this epoch: keep its staged pairs.
+    Staged,
 }
 
 /// [`Ownership`] as it travels in a snapshot. Equal ownerships export to equal values, so

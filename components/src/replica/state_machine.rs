@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use kv_ports::kv::{KvOp, KvResult};
+use kv_ports::kv::{pair_bytes, KvOp, KvResult, SlotPage};
 use serde::{Deserialize, Serialize};
 
 use super::ownership::OwnershipState;
@@ -34,7 +34,7 @@ impl KvStore {
                 KvResult::Swapped(holds)
             }
             KvOp::Delete { key } => KvResult::Deleted(self.map.remove(key).is_some()),
-            KvOp::Freeze { .. } | KvOp::Install { .. } => {
+            KvOp::Freeze { .. } | KvOp::InstallPart { .. } | KvOp::Install { .. } => {
                 unreachable!("slot moves change ownership; the replica applies them")
             }
         }
@@ -60,10 +60,38 @@ impl KvStore {
         self.map.iter()
     }
 
-    /// The pairs whose keys hash into a slot `pick` accepts, in key order.
-    pub fn pairs_where(&self, pick: impl Fn(Slot) -> bool) -> Vec<(Bytes, Bytes)> {
+    /// The pairs after key `after` (from the first key if `None`) whose keys hash into a slot
+    /// `pick` accepts, in key order, up to `max_bytes` (see [`pair_bytes`]; always at least
+    /// one pair when one is left, however large). Scans only as far as the page reaches, so
+    /// reading all pages costs one pass over the store.
+    pub fn page_where(
+        &self,
+        pick: impl Fn(Slot) -> bool,
+        after: Option<&[u8]>,
+        max_bytes: usize,
+    ) -> SlotPage {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = self.map.range::<[u8], _>((start, Bound::Unbounded));
+        let mut page = SlotPage::default();
+        let mut size = 0u64;
+        for (k, v) in range.filter(|(k, _)| pick(slot_of(k))) {
+            let n = pair_bytes(k, v);
+            if !page.pairs.is_empty() && size + n > max_bytes as u64 {
+                page.more = true;
+                break;
+            }
+            size += n;
+            page.pairs.push((k.clone(), v.clone()));
+        }
+        page
+    }
+
+    /// How many pairs have keys hashing into a slot `pick` accepts, and their size (see
+    /// [`pair_bytes`]).
+    pub fn size_where(&self, pick: impl Fn(Slot) -> bool) -> (u64, u64) {
         let pairs = self.map.iter().filter(|(k, _)| pick(slot_of(k)));
-        pairs.map(|(k, v)| (k.clone(), v.clone())).collect()
+        pairs.fold((0, 0), |(n, b), (k, v)| (n + 1, b + pair_bytes(k, v)))
     }
 
     /// Remove every pair whose key hashes into a slot `pick` accepts.

@@ -13,8 +13,15 @@
 //! |---|---|---|
 //! | create a group | `StartGroup` (no slots) to every member | a majority started it (the rest go on in the background) |
 //! | change members | `JoinGroup` to each new member, `ChangeMembers` to one live old member | the StopSign is decided and every new member answered (or was declared failed) |
-//! | move slots `from → to` | per batch: `Freeze` at one member of `from`, then `Install` of the frozen data at one member of `to` | every batch installed |
+//! | move slots `from → to` | per batch: `Freeze` at one member of `from`; while pages remain, `InstallPart` of a page at one member of `to`, then `ReadFrozen` of the next page at one member of `from` (the one that froze first); `Install` of the last page with the sessions at one member of `to` | every batch installed |
 //! | dissolve | `StopGroup` to every member, in the background | at once |
+//!
+//! A batch's pairs can be far larger than a frame, so they travel in pages of about
+//! `page_bytes` (the freeze answers the first): each page is staged at the destination
+//! through its log before the next is read, and the install that ends the batch checks that
+//! the staged pairs add up to the sizes the freeze reported. Every step is idempotent (a
+//! re-sent part stages the same pairs again; a re-read page is the same, the frozen pairs
+//! never change), so retries and a change of member anywhere in the chain are harmless.
 //!
 //! Directives to one node ([`Route::Node`]) wait while its session is down and are sent
 //! again when it reconnects, or after `retry_ticks` without an answer. Group directives
@@ -50,19 +57,24 @@ pub struct ExecutorConfig {
     /// After a refusal (`NotLeader` without a usable hint, `Failed`), wait this long before
     /// trying the next member.
     pub pause_ticks: u64,
-    /// The most slots one `Freeze`/`Install` pair moves (their data travels in one frame).
+    /// The most slots one `Freeze`/`Install` pair moves.
     pub batch_slots: usize,
+    /// About how many bytes of pairs one page of a move carries (one `ReadFrozen` answer, one
+    /// `InstallPart`, the last one in the `Install`); well below the frame limit.
+    pub page_bytes: u32,
     /// The most `NotLeader` hints followed in a row before pausing.
     pub max_hops: u32,
 }
 
 impl Default for ExecutorConfig {
-    /// For the shell's 100 ms tick: retry after 2 s, pause 200 ms, 64 slots a batch, 3 hops.
+    /// For the shell's 100 ms tick: retry after 2 s, pause 200 ms, 64 slots a batch, pages
+    /// of 1 MiB, 3 hops.
     fn default() -> Self {
         ExecutorConfig {
             retry_ticks: 20,
             pause_ticks: 2,
             batch_slots: 64,
+            page_bytes: 1 << 20,
             max_hops: 3,
         }
     }
@@ -150,7 +162,7 @@ impl Executor {
     /// restarted coordinator must not reuse its predecessor's ids: the shell starts from a
     /// random point of the 63-bit range.
     pub fn new(config: ExecutorConfig, first_id: u64) -> Self {
-        assert!(config.retry_ticks > 0 && config.batch_slots > 0);
+        assert!(config.retry_ticks > 0 && config.batch_slots > 0 && config.page_bytes > 0);
         Executor {
             config,
             now: 0,
@@ -204,7 +216,8 @@ impl Executor {
         self.learn(current);
         self.learn(&plan.target);
         tracing::info!(epoch = %plan.target.epoch, actions = plan.actions.len(), "executing a plan");
-        self.plan = Some(Running::new(plan, current, self.config.batch_slots));
+        let (batch, page) = (self.config.batch_slots, self.config.page_bytes);
+        self.plan = Some(Running::new(plan, current, batch, page));
         let mut out = Vec::new();
         self.advance(&mut out);
         out
@@ -224,10 +237,12 @@ impl Executor {
         let success = matches!(
             (&o.directive, &outcome),
             (Directive::Freeze { .. }, DirectiveOutcome::Frozen(_))
+                | (Directive::ReadFrozen { .. }, DirectiveOutcome::Page(_))
                 | (
                     Directive::StartGroup { .. }
                         | Directive::JoinGroup { .. }
                         | Directive::ChangeMembers { .. }
+                        | Directive::InstallPart { .. }
                         | Directive::Install { .. }
                         | Directive::StopGroup { .. },
                     DirectiveOutcome::Done
@@ -561,6 +576,10 @@ fn named(directive: &Directive) -> &[NodeId] {
     match directive {
         Directive::StartGroup { members, .. } | Directive::ChangeMembers { members, .. } => members,
         Directive::JoinGroup { sources, .. } => sources,
-        Directive::Freeze { .. } | Directive::Install { .. } | Directive::StopGroup { .. } => &[],
+        Directive::Freeze { .. }
+        | Directive::ReadFrozen { .. }
+        | Directive::InstallPart { .. }
+        | Directive::Install { .. }
+        | Directive::StopGroup { .. } => &[],
     }
 }

@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use bytes::Bytes;
 use kv_components::bootstrap::actions::Action;
 use kv_components::bootstrap::planner::Plan;
 use kv_components::quorum::majority;
 use kv_ports::ids::{GroupId, NodeId};
+use kv_ports::kv::SlotData;
 use kv_ports::membership::{Epoch, Slot, SlotMap};
 
 use crate::native::{Directive, DirectiveOutcome};
@@ -67,14 +69,31 @@ enum StepState {
         sealed: bool,
         joining: BTreeSet<NodeId>,
     },
-    /// Slots moving `from → to`: the batch in flight, then the rest.
+    /// Slots moving `from → to`: the batch in flight (and its transfer once frozen), then
+    /// the rest.
     Move {
         from: GroupId,
         to: GroupId,
         batch: Vec<Slot>,
+        transfer: Option<Transfer>,
         rest: VecDeque<Vec<Slot>>,
     },
     Finished,
+}
+
+/// A frozen batch on its way: its pairs go page by page (read from the source, staged at the
+/// destination) until the last page, which travels with the install.
+#[derive(Clone, Debug)]
+struct Transfer {
+    /// The freeze's answer without its pairs: the sessions and sizes the install carries.
+    summary: SlotData,
+    /// Where pages are read: the member that answered the freeze (it applied it), then the
+    /// source's other members.
+    readers: Vec<NodeId>,
+    /// The last key handed to the destination; the next page starts after it.
+    after: Option<Bytes>,
+    /// Pages staged so far (for the log).
+    parts: u64,
 }
 
 /// A plan being carried out.
@@ -85,14 +104,16 @@ pub(super) struct Running {
     before: SlotMap,
     target: SlotMap,
     batch_slots: usize,
+    page_bytes: u32,
     stages: VecDeque<Vec<Spec>>,
     steps: Vec<StepState>,
 }
 
 impl Running {
     /// `plan`, leading from `before`, cut into stages: runs of actions of one kind, in the
-    /// plan's order. Slot moves are grouped per `(from, to)` pair.
-    pub fn new(plan: &Plan, before: &SlotMap, batch_slots: usize) -> Running {
+    /// plan's order. Slot moves are grouped per `(from, to)` pair, cut in batches of
+    /// `batch_slots` slots whose pairs are read in pages of about `page_bytes`.
+    pub fn new(plan: &Plan, before: &SlotMap, batch_slots: usize, page_bytes: u32) -> Running {
         let mut stages: VecDeque<Vec<Spec>> = VecDeque::new();
         let mut last_kind = None;
         let mut moves: BTreeMap<(GroupId, GroupId), Vec<Slot>> = BTreeMap::new();
@@ -134,6 +155,7 @@ impl Running {
             before: before.clone(),
             target: plan.target.clone(),
             batch_slots,
+            page_bytes,
             stages,
             steps: Vec::new(),
         }
@@ -189,35 +211,99 @@ impl Running {
                 joining.remove(&from);
             }
             (
-                StepState::Move { to, batch, .. },
+                StepState::Move {
+                    from: source,
+                    to,
+                    batch,
+                    transfer,
+                    ..
+                },
                 Directive::Freeze { .. },
-                DirectiveOutcome::Frozen(data),
+                DirectiveOutcome::Frozen(mut summary),
             ) => {
+                let pairs = std::mem::take(&mut summary.pairs);
+                let more = std::mem::replace(&mut summary.more, false);
+                let mut readers = vec![from];
+                let others = members_of(&self.target, &self.before, *source);
+                readers.extend(others.into_iter().filter(|m| *m != from));
+                let t = transfer.insert(Transfer {
+                    summary,
+                    readers,
+                    after: None,
+                    parts: 0,
+                });
+                let to_members = self.target.members_of(*to).to_vec();
+                let hand = hand_over(t, *to, batch, epoch, pairs, more);
                 follow_up = Some(Issue {
-                    directive: Directive::Install {
-                        group: *to,
-                        slots: batch.clone(),
-                        epoch,
-                        data,
-                    },
-                    to: Target::Any(self.target.members_of(*to).to_vec()),
+                    directive: hand,
+                    to: Target::Any(to_members),
                     step: Some(step),
                 });
             }
             (
                 StepState::Move {
-                    from, batch, rest, ..
+                    to,
+                    batch,
+                    transfer: Some(t),
+                    ..
+                },
+                Directive::ReadFrozen { .. },
+                DirectiveOutcome::Page(page),
+            ) => {
+                let to_members = self.target.members_of(*to).to_vec();
+                let hand = hand_over(t, *to, batch, epoch, page.pairs, page.more);
+                follow_up = Some(Issue {
+                    directive: hand,
+                    to: Target::Any(to_members),
+                    step: Some(step),
+                });
+            }
+            (
+                StepState::Move {
+                    from: source,
+                    batch,
+                    transfer: Some(t),
+                    ..
+                },
+                Directive::InstallPart { .. },
+                _,
+            ) => {
+                follow_up = Some(Issue {
+                    directive: Directive::ReadFrozen {
+                        group: *source,
+                        slots: batch.clone(),
+                        epoch,
+                        after: t.after.clone(),
+                        max_bytes: self.page_bytes,
+                    },
+                    to: Target::Any(t.readers.clone()),
+                    step: Some(step),
+                });
+            }
+            (
+                StepState::Move {
+                    from: source,
+                    batch,
+                    transfer,
+                    rest,
+                    ..
                 },
                 Directive::Install { .. },
                 _,
-            ) => match rest.pop_front() {
-                Some(next) => {
-                    *batch = next;
-                    let members = members_of(&self.target, &self.before, *from);
-                    follow_up = Some(freeze(*from, batch.clone(), epoch, members, step));
+            ) => {
+                if let Some(t) = transfer.take() {
+                    tracing::info!(%epoch, slots = batch.len(), pairs = t.summary.count,
+                        bytes = t.summary.bytes, parts = t.parts, "slot batch moved");
                 }
-                None => self.steps[step] = StepState::Finished,
-            },
+                match rest.pop_front() {
+                    Some(next) => {
+                        *batch = next;
+                        let members = members_of(&self.target, &self.before, *source);
+                        follow_up = Some(freeze(*source, batch.clone(), epoch, members, step));
+                    }
+                    None => self.steps[step] = StepState::Finished,
+                }
+            }
             (state, directive, _) => {
                 debug_assert!(false, "{directive:?} does not belong to {state:?}");
                 return None;
@@ -338,6 +424,7 @@ impl Running {
                     from,
                     to,
                     batch,
+                    transfer: None,
                     rest,
                 }
             }
@@ -361,6 +448,41 @@ fn members_of(target: &SlotMap, before: &SlotMap, group: GroupId) -> Vec<NodeId>
     match target.group(group) {
         Some(g) => g.members.clone(),
         None => before.members_of(group).to_vec(),
+    }
+}
+
+/// What to send the destination with a page read from the source: a part to stage while
+/// more pages follow, else the install, carrying this last page and the freeze's summary.
+fn hand_over(
+    t: &mut Transfer,
+    to: GroupId,
+    batch: &[Slot],
+    epoch: Epoch,
+    pairs: Vec<(Bytes, Bytes)>,
+    more: bool,
+) -> Directive {
+    if !more {
+        let data = SlotData {
+            pairs,
+            ..t.summary.clone()
+        };
+        return Directive::Install {
+            group: to,
+            slots: batch.to_vec(),
+            epoch,
+            data,
+        };
+    }
+    debug_assert!(!pairs.is_empty(), "a page followed by more holds a pair");
+    if let Some((k, _)) = pairs.last() {
+        t.after = Some(k.clone());
+    }
+    t.parts += 1;
+    Directive::InstallPart {
+        group: to,
+        slots: batch.to_vec(),
+        epoch,
+        pairs,
     }
 }
 

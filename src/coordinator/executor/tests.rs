@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
 use kv_components::bootstrap::formation::form;
 use kv_components::bootstrap::planner::{plan, Event, Plan};
 use kv_ports::ids::GroupId;
-use kv_ports::kv::SlotData;
+use kv_ports::kv::{pair_bytes, SlotData, SlotPage};
 use kv_ports::membership::{NodeInfo, Slot, SLOTS};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -26,7 +27,60 @@ fn config() -> ExecutorConfig {
         retry_ticks: 10,
         pause_ticks: 2,
         batch_slots: 64,
+        page_bytes: PAGE,
         max_hops: 3,
+    }
+}
+
+/// The page size of the tests: a few pairs of [`source_pairs`].
+const PAGE: u32 = 64;
+
+/// The pairs a simulated source holds in `slots`, in key order: two of about 30 bytes in
+/// every eighth slot.
+fn source_pairs(slots: &[Slot]) -> Vec<(Bytes, Bytes)> {
+    let mut pairs: Vec<(Bytes, Bytes)> = slots
+        .iter()
+        .filter(|s| s.0 % 8 == 0)
+        .flat_map(|s| {
+            (0..2).map(move |i| {
+                let k = Bytes::from(format!("key-{:04}-{i}", s.0));
+                (k, Bytes::from(format!("value of slot {}", s.0)))
+            })
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// A page of [`source_pairs`] after `after`, as a replica cuts it.
+fn source_page(slots: &[Slot], after: Option<&Bytes>, max: u32) -> SlotPage {
+    let mut page = SlotPage::default();
+    let mut size = 0;
+    for (k, v) in source_pairs(slots)
+        .into_iter()
+        .filter(|(k, _)| after.is_none_or(|a| k > a))
+    {
+        let n = pair_bytes(&k, &v);
+        if !page.pairs.is_empty() && size + n > u64::from(max) {
+            page.more = true;
+            break;
+        }
+        size += n;
+        page.pairs.push((k, v));
+    }
+    page
+}
+
+/// What a simulated source answers a freeze of `slots`: sizes and a first page.
+fn frozen(slots: &[Slot]) -> SlotData {
+    let all = source_pairs(slots);
+    let first = source_page(slots, None, PAGE);
+    SlotData {
+        pairs: first.pairs,
+        sessions: Vec::new(),
+        more: first.more,
+        count: all.len() as u64,
+        bytes: all.iter().map(|(k, v)| pair_bytes(k, v)).sum(),
     }
 }
 
@@ -83,6 +137,8 @@ fn kind(d: &Directive) -> &'static str {
         Directive::JoinGroup { .. } => "join",
         Directive::ChangeMembers { .. } => "change",
         Directive::Freeze { .. } => "freeze",
+        Directive::ReadFrozen { .. } => "read",
+        Directive::InstallPart { .. } => "part",
         Directive::Install { .. } => "install",
         Directive::StopGroup { .. } => "stop",
     }
@@ -91,7 +147,13 @@ fn kind(d: &Directive) -> &'static str {
 /// What a healthy node answers.
 fn success(d: &Directive) -> DirectiveOutcome {
     match d {
-        Directive::Freeze { .. } => DirectiveOutcome::Frozen(SlotData::default()),
+        Directive::Freeze { slots, .. } => DirectiveOutcome::Frozen(frozen(slots)),
+        Directive::ReadFrozen {
+            slots,
+            after,
+            max_bytes,
+            ..
+        } => DirectiveOutcome::Page(source_page(slots, after.as_ref(), *max_bytes)),
         _ => DirectiveOutcome::Done,
     }
 }
@@ -193,8 +255,12 @@ fn every_action_kind_runs_to_the_end() {
         let (before, p) = planned(n, d, &events);
         let mut ex = executor(n + 3);
         let first = ex.start(&p, &before);
-        let (counts, epoch) = run_healthy(&mut ex, first);
+        let (mut counts, epoch) = run_healthy(&mut ex, first);
         assert_eq!(epoch, p.target.epoch, "{what}");
+        // Every page but a batch's last is staged, then the next one read.
+        let (parts, reads) = (counts.remove("part"), counts.remove("read"));
+        assert_eq!(parts, reads, "{what}");
+        assert_eq!(parts.is_some(), counts.contains_key("freeze"), "{what}");
         let expected: BTreeMap<&str, usize> = expected.into_iter().collect();
         assert_eq!(counts, expected, "{what}");
         assert!(ex.running().is_none(), "{what}");
@@ -447,11 +513,11 @@ fn slot_moves_freeze_then_install_batch_by_batch() {
     ex.tick();
     let (to, id, _) = only(&ex.tick());
     let data = SlotData {
-        pairs: vec![(
-            bytes::Bytes::from_static(b"k"),
-            bytes::Bytes::from_static(b"v"),
-        )],
+        pairs: vec![(Bytes::from_static(b"k"), Bytes::from_static(b"v"))],
         sessions: Vec::new(),
+        more: false,
+        count: 1,
+        bytes: 2,
     };
     let (ito, iid, install) = only(&ex.answered(to, id, DirectiveOutcome::Frozen(data.clone())));
     assert!(
@@ -477,6 +543,112 @@ fn slot_moves_freeze_then_install_batch_by_batch() {
         panic!("{next:?}")
     };
     assert!(next_slots[0] > slots[63], "the next batch of the same pair");
+}
+
+/// A batch larger than a page: the first page (from the freeze) is staged, the next read
+/// from the member that froze, staged, and the last goes with the install; a refused read
+/// moves on to another member of the source.
+#[test]
+fn a_large_batch_moves_page_by_page() {
+    let (before, p) = planned(
+        6,
+        3,
+        &[
+            Event::Joined(info(7)),
+            Event::Joined(info(8)),
+            Event::Joined(info(9)),
+        ],
+    );
+    let mut ex = executor(9);
+    let starts = sends(&ex.start(&p, &before));
+    ex.answered(NodeId(7), starts[0].1, DirectiveOutcome::Done);
+    let freezes = sends(&ex.answered(NodeId(8), starts[1].1, DirectiveOutcome::Done));
+    let (froze, fid, d) = freezes[0].clone();
+    let Directive::Freeze {
+        group,
+        slots,
+        epoch,
+    } = d
+    else {
+        panic!("{d:?}")
+    };
+    let key = |k: &str| Bytes::from(k.to_owned());
+    let pair = |k: &str| (key(k), Bytes::from_static(b"0123456789"));
+    let session = kv_ports::kv::SessionEntry {
+        client: kv_ports::ids::ClientId::random(),
+        seq: 3,
+        reply: kv_ports::kv::KvResult::Written,
+    };
+    let summary = SlotData {
+        pairs: vec![pair("a")],
+        sessions: vec![session],
+        more: true,
+        count: 3,
+        bytes: 33,
+    };
+    let (pto, pid, part) =
+        only(&ex.answered(froze, fid, DirectiveOutcome::Frozen(summary.clone())));
+    assert_eq!(
+        part,
+        Directive::InstallPart {
+            group: GroupId(2),
+            slots: slots.clone(),
+            epoch,
+            pairs: vec![pair("a")]
+        }
+    );
+    let (rto, rid, read) = only(&ex.answered(pto, pid, DirectiveOutcome::Done));
+    assert_eq!(rto, froze, "read where the freeze was applied");
+    assert_eq!(
+        read,
+        Directive::ReadFrozen {
+            group,
+            slots: slots.clone(),
+            epoch,
+            after: Some(key("a")),
+            max_bytes: PAGE
+        }
+    );
+    assert!(ex
+        .answered(rto, rid, DirectiveOutcome::Failed("not frozen here".into()))
+        .is_empty());
+    ex.tick();
+    let (rto2, rid2, read2) = only(&ex.tick());
+    assert_ne!(rto2, froze, "another member of the source");
+    assert!(p.target.members_of(group).contains(&rto2));
+    assert_eq!(read2, read);
+    let page = SlotPage {
+        pairs: vec![pair("b")],
+        more: true,
+    };
+    let (pto, pid, part) = only(&ex.answered(rto2, rid2, DirectiveOutcome::Page(page)));
+    assert!(matches!(&part, Directive::InstallPart { pairs, .. } if pairs == &vec![pair("b")]));
+    assert!(
+        ex.answered(rto2, rid2, DirectiveOutcome::Page(SlotPage::default()))
+            .is_empty(),
+        "a late answer"
+    );
+    let (rto, rid, read) = only(&ex.answered(pto, pid, DirectiveOutcome::Done));
+    assert!(matches!(&read, Directive::ReadFrozen { after: Some(a), .. } if a == &key("b")));
+    let last = SlotPage {
+        pairs: vec![pair("c")],
+        more: false,
+    };
+    let (_, _, install) = only(&ex.answered(rto, rid, DirectiveOutcome::Page(last)));
+    let want = SlotData {
+        pairs: vec![pair("c")],
+        more: false,
+        ..summary
+    };
+    assert_eq!(
+        install,
+        Directive::Install {
+            group: GroupId(2),
+            slots,
+            epoch,
+            data: want
+        }
+    );
 }
 
 #[test]
@@ -536,6 +708,10 @@ fn an_unreliable_cluster_still_finishes_every_plan() {
         let mut inflight: Vec<(NodeId, DirectiveId, Directive)> = sends(&ex.start(&p, &before));
         let mut frozen: BTreeSet<Slot> = BTreeSet::new();
         let mut installed: BTreeSet<Slot> = BTreeSet::new();
+        // What each batch's destination staged (a part may be applied though its answer is
+        // lost), and how many pages moved.
+        let mut staged: BTreeMap<Vec<Slot>, BTreeMap<Bytes, Bytes>> = BTreeMap::new();
+        let mut parts = 0;
         let mut finished = None;
         for _ in 0..20_000 {
             if finished.is_some() {
@@ -563,13 +739,23 @@ fn an_unreliable_cluster_still_finishes_every_plan() {
                         2 => Some(DirectiveOutcome::Failed("busy".into())),
                         _ => Some(success(&dir)),
                     };
+                    if let Directive::InstallPart { slots, pairs, .. } = &dir {
+                        let at = staged.entry(slots.clone()).or_default();
+                        at.extend(pairs.iter().cloned());
+                        parts += 1;
+                    }
                     if let Some(outcome) = outcome {
                         match (&dir, &outcome) {
                             (Directive::Freeze { slots, .. }, DirectiveOutcome::Frozen(_)) => {
                                 frozen.extend(slots.iter().copied())
                             }
-                            (Directive::Install { slots, .. }, DirectiveOutcome::Done) => {
+                            (Directive::Install { slots, data, .. }, DirectiveOutcome::Done) => {
                                 assert!(slots.iter().all(|s| frozen.contains(s)), "seed {seed}");
+                                let mut got = staged.get(slots).cloned().unwrap_or_default();
+                                got.extend(data.pairs.iter().cloned());
+                                let got: Vec<(Bytes, Bytes)> = got.into_iter().collect();
+                                assert_eq!(got, source_pairs(slots), "seed {seed}: every page");
+                                assert_eq!(data.count, got.len() as u64, "seed {seed}");
                                 installed.extend(slots.iter().copied());
                             }
                             _ => {}
@@ -588,5 +774,9 @@ fn an_unreliable_cluster_still_finishes_every_plan() {
             .map(|s| Slot(s as u16))
             .collect();
         assert_eq!(installed, moved, "seed {seed}");
+        assert!(
+            parts > 0 || moved.is_empty(),
+            "seed {seed}: batches larger than a page are paged"
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod native;
 pub mod node;
+pub mod process;
 pub mod repl;
 pub mod resp;
 pub mod seed001;

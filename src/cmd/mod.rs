@@ -13,17 +13,7 @@ mod shutdown;
 
 use std::process::ExitCode;
 
-/// Logs to stderr at the level `RUST_LOG` asks for, else at `default` (servers say `info`;
-/// interactive commands say `warn`, so log lines do not break into the REPL's prompt).
-pub fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
-}
+pub use kv::process::init_logging;
 
 /// Runs `body` on a multi-threaded runtime; an error is printed as one line and exits 1.
 pub fn run_async<F>(body: F) -> ExitCode

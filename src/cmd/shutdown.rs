@@ -10,23 +10,8 @@ pub const PARENT_WATCH_ENV: &str = "KV_EXIT_WITH_PARENT";
 /// Resolves on Ctrl-C, SIGTERM, or (under `kv local`) end of standard input.
 pub async fn requested() {
     let parent = parent_gone();
-    let terminate = async {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        }
-        #[cfg(not(unix))]
-        std::future::pending::<()>().await
-    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
-        () = terminate => tracing::info!("terminated; stopping"),
+        () = kv::process::stop_signal() => {}
         () = parent => tracing::info!("parent exited; stopping"),
     }
 }

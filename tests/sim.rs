@@ -21,71 +21,83 @@ use sim::{run, SimConfig};
 
 #[test]
 fn seeded_fault_schedules_are_safe_live_and_linearizable() {
-    let count = env_u64("SIM_SEEDS", 2000);
-    let ops = env_u64("SIM_OPS", 200) as usize;
-    let first = env_u64("SIM_FIRST_SEED", 0);
-    run_and_check(first, count, ops, Mode::default());
+    run_family("SIM_SEEDS", 2000, 0, Mode::default());
 }
 
 #[test]
 fn harsh_schedules_are_safe_and_linearizable() {
-    let count = env_u64("SIM_HARSH_SEEDS", 300);
-    let ops = env_u64("SIM_OPS", 200) as usize;
-    let first = env_u64("SIM_FIRST_SEED", 0) + 10_000_000;
-    let mode = Mode {
-        harsh: true,
-        ..Mode::default()
-    };
-    run_and_check(first, count, ops, mode);
+    run_family(
+        "SIM_HARSH_SEEDS",
+        300,
+        10_000_000,
+        Mode {
+            harsh: true,
+            ..Mode::default()
+        },
+    );
 }
 
 #[test]
 fn reconfiguration_schedules_are_safe_live_and_linearizable() {
-    let count = env_u64("SIM_RECONFIG_SEEDS", 1000);
-    let ops = env_u64("SIM_OPS", 200) as usize;
-    let first = env_u64("SIM_FIRST_SEED", 0) + 20_000_000;
-    let mode = Mode {
-        reconfig: true,
-        ..Mode::default()
-    };
-    run_and_check(first, count, ops, mode);
+    run_family(
+        "SIM_RECONFIG_SEEDS",
+        1000,
+        20_000_000,
+        Mode {
+            reconfig: true,
+            ..Mode::default()
+        },
+    );
 }
 
 #[test]
 fn harsh_reconfiguration_schedules_are_safe_and_linearizable() {
-    let count = env_u64("SIM_RECONFIG_HARSH_SEEDS", 300);
-    let ops = env_u64("SIM_OPS", 200) as usize;
-    let first = env_u64("SIM_FIRST_SEED", 0) + 30_000_000;
-    let mode = Mode {
-        harsh: true,
-        reconfig: true,
-        ..Mode::default()
-    };
-    run_and_check(first, count, ops, mode);
+    run_family(
+        "SIM_RECONFIG_HARSH_SEEDS",
+        300,
+        30_000_000,
+        Mode {
+            harsh: true,
+            reconfig: true,
+            ..Mode::default()
+        },
+    );
 }
 
 #[test]
 fn slot_move_schedules_are_safe_live_and_linearizable() {
-    let count = env_u64("SIM_MOVE_SEEDS", 300);
-    let ops = env_u64("SIM_OPS", 200) as usize;
-    let first = env_u64("SIM_FIRST_SEED", 0) + 40_000_000;
-    let mode = Mode {
-        moves: true,
-        ..Mode::default()
-    };
-    run_and_check(first, count, ops, mode);
+    run_family(
+        "SIM_MOVE_SEEDS",
+        300,
+        40_000_000,
+        Mode {
+            moves: true,
+            ..Mode::default()
+        },
+    );
 }
 
 #[test]
 fn harsh_slot_move_schedules_are_safe_and_linearizable() {
-    let count = env_u64("SIM_MOVE_HARSH_SEEDS", 60);
+    run_family(
+        "SIM_MOVE_HARSH_SEEDS",
+        60,
+        50_000_000,
+        Mode {
+            harsh: true,
+            moves: true,
+            ..Mode::default()
+        },
+    );
+}
+
+/// Runs one family of schedules: as many seeds as the environment variable `count_var` says
+/// (else `default`), numbered from `SIM_FIRST_SEED` + `offset` so families never share seeds,
+/// `SIM_OPS` operations each.
+fn run_family(count_var: &str, default: u64, offset: u64, mode: Mode) {
+    let count = env_u64(count_var, default);
     let ops = env_u64("SIM_OPS", 200) as usize;
-    let first = env_u64("SIM_FIRST_SEED", 0) + 50_000_000;
-    let mode = Mode {
-        harsh: true,
-        moves: true,
-        ..Mode::default()
-    };
+    let first = env_u64("SIM_FIRST_SEED", 0) + offset;
     run_and_check(first, count, ops, mode);
 }
 

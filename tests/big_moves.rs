@@ -5,11 +5,11 @@
 
 mod cluster_support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use kv::client::{Client, ClusterStatus};
+use kv::client::Client;
 use kv::native::frame::MAX_FRAME_BYTES;
 use kv::service::KvService;
 use kv_ports::kv::{KvOp, KvResult};
@@ -63,30 +63,6 @@ async fn for_all(
     }
 }
 
-/// Polls the cluster's status until `done` holds (and every group has a leader).
-async fn status_until(
-    cluster: &Cluster,
-    timeout: Duration,
-    done: impl Fn(&ClusterStatus) -> bool,
-) -> ClusterStatus {
-    let client = cluster.client();
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(status) = client.cluster_status().await {
-            if status.all_groups_led() && done(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not reached within {timeout:?}:\n{}",
-                status.render()
-            );
-        }
-        assert!(Instant::now() < deadline, "no status within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_larger_than_a_frame_completes_and_keeps_every_pair() {
     let mut cluster = Cluster::start("big-moves", 2, 2);
@@ -114,7 +90,9 @@ async fn a_move_larger_than_a_frame_completes_and_keeps_every_pair() {
     let fourth = cluster.join();
     let line = cluster.wait_for_output(fourth, "placed in group 1").await;
     assert!(line.contains("512 slots"), "{line}");
-    let status = status_until(&cluster, FORM_TIMEOUT * 2, |s| s.groups.len() == 2).await;
+    let status = cluster
+        .status_until(FORM_TIMEOUT * 2, |s| s.groups.len() == 2)
+        .await;
     let took = moving.elapsed();
     let slots: Vec<usize> = status.groups.iter().map(|g| g.slots).collect();
     assert_eq!(slots, [512, 512], "{}", status.render());

@@ -8,7 +8,7 @@ mod cluster_support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kv::client::{Client, ClusterStatus};
+use kv::client::Client;
 use kv::repl::{execute_line, Outcome};
 use kv::service::KvService;
 use kv_ports::kv::{KvOp, KvResult};
@@ -40,29 +40,6 @@ async fn check_keys(client: &Client, n: usize, tag: &str) {
     }
 }
 
-/// Polls the cluster's status until `done` holds (and every group has a leader).
-async fn status_until(cluster: &Cluster, done: impl Fn(&ClusterStatus) -> bool) -> ClusterStatus {
-    let client = cluster.client();
-    let deadline = Instant::now() + FORM_TIMEOUT;
-    loop {
-        if let Ok(status) = client.cluster_status().await {
-            if status.all_groups_led() && done(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not reached within {FORM_TIMEOUT:?}:\n{}",
-                status.render()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no status within {FORM_TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_and_leave_with_their_data_intact() {
     let mut cluster = Cluster::start("membership", 4, 2);
@@ -77,7 +54,9 @@ async fn nodes_join_and_leave_with_their_data_intact() {
     let sixth = cluster.join();
     let line = cluster.wait_for_output(sixth, "placed in group 2").await;
     assert!(line.contains("341 slots"), "{line}");
-    let status = status_until(&cluster, |s| s.groups.len() == 3).await;
+    let status = cluster
+        .status_until(FORM_TIMEOUT, |s| s.groups.len() == 3)
+        .await;
     let mut slots: Vec<usize> = status.groups.iter().map(|g| g.slots).collect();
     slots.sort_unstable();
     assert_eq!(slots, [341, 341, 342], "{}", status.render());
@@ -103,7 +82,9 @@ async fn nodes_join_and_leave_with_their_data_intact() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("removed; epoch"), "{stdout}");
-    let status = status_until(&cluster, |s| s.groups.len() == 2).await;
+    let status = cluster
+        .status_until(FORM_TIMEOUT, |s| s.groups.len() == 2)
+        .await;
     assert!(
         status.nodes.iter().all(|n| n.id != leaving.id),
         "{}",
@@ -148,7 +129,9 @@ async fn nodes_join_and_leave_with_their_data_intact() {
         Outcome::Print(text) => assert!(text.starts_with("removed n"), "{text}"),
         other => panic!("{other:?}"),
     }
-    let status = status_until(&cluster, |s| s.standbys.is_empty()).await;
+    let status = cluster
+        .status_until(FORM_TIMEOUT, |s| s.standbys.is_empty())
+        .await;
     assert_eq!(status.nodes.len(), 4, "{}", status.render());
     check_keys(&client, 300, "b").await;
     let left = cluster.index_of(standby.addr);
@@ -188,7 +171,9 @@ async fn a_killed_member_is_replaced_by_the_standby() {
     let standby = status.standbys[0];
     let killed = Instant::now();
     cluster.kill(victim.addr);
-    let status = status_until(&cluster, |s| s.standbys.is_empty()).await;
+    let status = cluster
+        .status_until(FORM_TIMEOUT, |s| s.standbys.is_empty())
+        .await;
     eprintln!("member replaced {:?} after the kill", killed.elapsed());
     let group = &status.groups[0];
     assert_eq!(group.members.len(), 3, "{}", status.render());

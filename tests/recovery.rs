@@ -8,7 +8,7 @@ mod cluster_support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kv::client::{Client, ClusterStatus};
+use kv::client::Client;
 use kv::service::KvService;
 use kv_ports::kv::{KvOp, KvResult};
 
@@ -39,29 +39,6 @@ async fn check_keys(client: &Client) {
     for i in 0..KEYS {
         let got = client.execute(KvOp::Get { key: key(i) }).await;
         assert_eq!(got, Ok(KvResult::Value(Some(value(i)))), "key {i}");
-    }
-}
-
-/// Polls the status until `done` holds and every group has a leader.
-async fn status_until(cluster: &Cluster, done: impl Fn(&ClusterStatus) -> bool) -> ClusterStatus {
-    let client = cluster.client();
-    let deadline = Instant::now() + FORM_TIMEOUT;
-    loop {
-        if let Ok(status) = client.cluster_status().await {
-            if status.all_groups_led() && done(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not reached within {FORM_TIMEOUT:?}:\n{}",
-                status.render()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no status within {FORM_TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -98,10 +75,11 @@ async fn a_coordinator_killed_during_slot_moves_is_reconciled_on_restart() {
     cluster.restart_coordinator(2, 4);
 
     let coordinator_log = cluster.log_dir().join("coordinator-2.log");
-    let status = status_until(&cluster, |s| {
-        s.groups.len() == 3 && s.groups.iter().map(|g| g.slots).sum::<usize>() == 1024
-    })
-    .await;
+    let status = cluster
+        .status_until(FORM_TIMEOUT, |s| {
+            s.groups.len() == 3 && s.groups.iter().map(|g| g.slots).sum::<usize>() == 1024
+        })
+        .await;
     let log = std::fs::read_to_string(&coordinator_log).unwrap_or_default();
     for line in log.lines().filter(|l| {
         l.contains("reconcil") || l.contains("moving them again") || l.contains("cut-short")

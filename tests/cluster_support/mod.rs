@@ -274,6 +274,31 @@ impl Cluster {
         }
     }
 
+    /// Polls the cluster's status until every group has a leader and `done` holds; panics
+    /// with the last status seen after `timeout`.
+    pub async fn status_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&ClusterStatus) -> bool,
+    ) -> ClusterStatus {
+        let client = self.client();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(status) = client.cluster_status().await {
+                if status.all_groups_led() && done(&status) {
+                    return status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "not reached within {timeout:?}:\n{}",
+                    status.render()
+                );
+            }
+            assert!(Instant::now() < deadline, "no status within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The index of the node whose native endpoint is `native`.
     pub fn index_of(&self, native: SocketAddr) -> usize {
         self.nodes

@@ -475,10 +475,21 @@ async fn unknown_when_a_replica_may_have_it_unavailable_when_none_could() {
         "{outcome:?}"
     );
 
-    // Group 1's nodes are gone: nothing could be sent, so the command surely did not happen.
+    // Group 1's nodes are gone. The first command may still be written into a connection
+    // whose close the client has not read yet: then its outcome is rightly unknown.
     c.stop(2);
     c.stop(3);
     let outcome = run(&client, put(&b, "3")).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(ServiceError::Unknown(_) | ServiceError::Unavailable(_))
+        ),
+        "{outcome:?}"
+    );
+    // Once the client knows the connections are closed, nothing can be sent: the command
+    // surely did not happen.
+    let outcome = run(&client, put(&b, "4")).await;
     assert!(
         matches!(outcome, Err(ServiceError::Unavailable(_))),
         "{outcome:?}"
